@@ -19,8 +19,10 @@ cli = typer.Typer(
 # (module under app.commands, group name or None to merge its commands at the top level)
 SUBCOMMANDS: list[tuple[str, str | None]] = [
     ("engine", None),
+    ("assets", "assets"),
     ("datasets", "datasets"),
     ("service", None),
+    ("meta", "meta"),
 ]
 
 for _module, _group in SUBCOMMANDS:

@@ -54,7 +54,7 @@ def model_digest(folder: Path) -> str:
 def default_cache_dir() -> Path:
     from models import assets
 
-    return Path(assets.cache_dir())
+    return Path(assets.default_cache_dir())
 
 
 def _device(device: str | None) -> torch.device:
@@ -133,7 +133,6 @@ def run_distillation(spec: DistillSpec, out_dir: str | Path, *, progress: Callab
     t0 = time.perf_counter()
     _quiet_transformers()
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     cache = Path(cache_dir) if cache_dir else default_cache_dir()
     dev = _device(device)
     cfg = spec.kd_config
@@ -148,6 +147,7 @@ def run_distillation(spec: DistillSpec, out_dir: str | Path, *, progress: Callab
     t_desc = describe_model(spec.teacher, teacher, t_tok)
     s_desc = describe_model(spec.student.describe(), student.model, student.tokenizer)
     check_compatible(cfg, task_kind=dataset.task_kind, teacher=t_desc, student=s_desc)
+    out.mkdir(parents=True, exist_ok=True)  # only once every input is validated: bad input writes nothing
     trainer = KDTrainer(student=student.model, teacher=teacher, config=cfg, task_kind=dataset.task_kind,
                         label_names=dataset.label_names, tokenizer=student.tokenizer, workdir=out / "checkpoint",
                         device=dev, progress=progress, should_stop=should_stop,
