@@ -19,6 +19,7 @@ import json
 import os
 import platform
 import shlex
+import statistics
 import sys
 import tempfile
 import time
@@ -154,7 +155,7 @@ def run_textbrewer(args, teacher, make_student, tok, train) -> dict:
         matches = [{"layer_T": t, "layer_S": s, "feature": "hidden", "loss": "hidden_mse", "weight": 1}
                    for t, s in layer_pairs("skip", n_t, n_s)]
     for m in (teacher, student):
-        m.config.output_hidden_states = True
+        m.config.output_hidden_states = args.hidden_mse  # ours requests hidden states only when a loss reads them
     with tempfile.TemporaryDirectory() as tmp:
         train_cfg = TrainingConfig(device=args.device, output_dir=tmp, log_dir=tmp, ckpt_frequency=1)
         distill_cfg = DistillationConfig(temperature=1, kd_loss_type="ce", kd_loss_weight=1, hard_label_weight=0,
@@ -183,6 +184,7 @@ def main() -> None:
     ap.add_argument("--max-length", type=int, default=64)
     ap.add_argument("--student-layers", type=int, default=3)
     ap.add_argument("--epochs", type=int, default=3, help="epochs for the cached run")
+    ap.add_argument("--rounds", type=int, default=2, help="alternating rounds of the uncached comparison")
     ap.add_argument("--hidden-mse", action="store_true", help="add hidden-state MSE on skip pairs")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--bf16", action="store_true", help="also run ours with bf16 autocast (CUDA)")
@@ -201,12 +203,20 @@ def main() -> None:
     warm = train[: 2 * args.batch_size]
     run_textbrewer(args, teacher, make_student, tok, warm)
     run_ours(args, teacher, make_student, tok, warm, dev, cache=False, bf16=args.bf16, epochs=1)
-    results = {}
-    results["textbrewer_fp32"] = run_textbrewer(args, teacher, make_student, tok, train)
-    print("textbrewer fp32", results["textbrewer_fp32"], flush=True)
-    results["ours_fp32_nocache"] = run_ours(args, teacher, make_student, tok, train, dev, cache=False, bf16=False,
-                                            epochs=1)
-    print("ours fp32 no cache", results["ours_fp32_nocache"], flush=True)
+    # Alternate the two uncached trainers over several rounds so machine drift hits both alike.
+    rounds: dict[str, list] = {"textbrewer_fp32": [], "ours_fp32_nocache": []}
+    for r in range(args.rounds):
+        rounds["textbrewer_fp32"].append(run_textbrewer(args, teacher, make_student, tok, train))
+        rounds["ours_fp32_nocache"].append(run_ours(args, teacher, make_student, tok, train, dev, cache=False,
+                                                    bf16=False, epochs=1))
+        print(f"round {r + 1}: textbrewer {rounds['textbrewer_fp32'][-1]['samples_per_s']:.1f}/s, ours "
+              f"{rounds['ours_fp32_nocache'][-1]['samples_per_s_steady']:.1f}/s", flush=True)
+    results = {
+        "textbrewer_fp32": {"rounds": rounds["textbrewer_fp32"], "samples_per_s": statistics.median(
+            x["samples_per_s"] for x in rounds["textbrewer_fp32"])},
+        "ours_fp32_nocache": {"rounds": rounds["ours_fp32_nocache"], "samples_per_s_steady": statistics.median(
+            x["samples_per_s_steady"] for x in rounds["ours_fp32_nocache"])},
+    }
     results["ours_fp32_cache"] = run_ours(args, teacher, make_student, tok, train, dev, cache=True, bf16=False,
                                           epochs=args.epochs)
     print("ours fp32 cache", results["ours_fp32_cache"], flush=True)

@@ -82,41 +82,50 @@ def length_sorted_batches(items: Sequence[Encoded], batch_size: int) -> list[lis
 class TeacherCache:
     """Teacher outputs per train example, computed once when inputs do not change between epochs.
 
-    Stores logits and, for the teacher layers that the intermediate loss reads, the hidden states
-    trimmed to each example's length (or only the [CLS] vector for [CLS]-level losses).
+    Stores logits (N, C) and, for the teacher layers that the intermediate loss reads, hidden states
+    (N, L_max, d) zero-padded past each example's length (or (N, 1, d), the [CLS] vector, for
+    [CLS]-level losses), on the training device, so a batch is one gather per layer.
     """
 
-    def __init__(self, layers: Sequence[int], cls_only: bool) -> None:
-        self.layers = list(layers)
-        self.cls_only = cls_only
-        self.logits: dict[int, torch.Tensor] = {}
-        self.hidden: dict[int, dict[int, torch.Tensor]] = {}
-        self.num_bytes = 0
+    def __init__(self, layers: Sequence[int], cls_only: bool, num_examples: int, max_len: int, device) -> None:
+        self.layers, self.cls_only = list(layers), cls_only
+        self.num_examples, self.width, self.device = num_examples, 1 if cls_only else max_len, device
+        self.logits: torch.Tensor | None = None  # (N, C)
+        self.hidden: dict[int, torch.Tensor] = {}  # layer -> (N, width, d)
+        self.filled = torch.zeros(num_examples, dtype=torch.bool)
 
-    def add(self, index: torch.Tensor, logits: torch.Tensor, hidden_states, attention_mask) -> None:
-        lengths = attention_mask.sum(-1).tolist()
-        for row, idx in enumerate(index.tolist()):
-            self.logits[idx] = logits[row].float().cpu()
-            if self.layers:
-                keep = 1 if self.cls_only else int(lengths[row])
-                self.hidden[idx] = {t: hidden_states[t][row, :keep].float().cpu() for t in self.layers}
-                self.num_bytes += sum(h.numel() * 4 for h in self.hidden[idx].values())
-            self.num_bytes += logits[row].numel() * 4
+    @staticmethod
+    def estimate_bytes(layers: Sequence[int], cls_only: bool, num_examples: int, max_len: int, hidden: int) -> int:
+        return num_examples * len(layers) * (1 if cls_only else max_len) * hidden * 4
+
+    def add(self, index: torch.Tensor, logits: torch.Tensor, hidden_states: dict, attention_mask) -> None:
+        """Store a batch: ``hidden_states`` maps layer -> (B, L, d) (or (B, 1, d) when ``cls_only``)."""
+        idx = index.to(self.device)
+        if self.logits is None:
+            self.logits = torch.zeros(self.num_examples, logits.shape[-1], device=self.device)
+        self.logits[idx] = logits.float().to(self.device)
+        mask = attention_mask.to(self.device).unsqueeze(-1).float()  # (B, L, 1)
+        for t in self.layers:
+            h = hidden_states[t].float().to(self.device)  # (B, L, d)
+            if t not in self.hidden:
+                self.hidden[t] = torch.zeros(self.num_examples, self.width, h.shape[-1], device=self.device)
+            if not self.cls_only:
+                h = h * mask  # zero past each example's length, like a batch padded on the fly
+            self.hidden[t][idx, : h.shape[1]] = h
+        self.filled[index.cpu()] = True
 
     def has(self, index: torch.Tensor) -> bool:
-        return all(i in self.logits for i in index.tolist())
+        ids = index.cpu()
+        return bool((ids >= 0).all()) and bool(self.filled[ids].all())
 
     def get(self, index: torch.Tensor, seq_len: int, device) -> tuple[torch.Tensor, dict[int, torch.Tensor]]:
-        """Logits (B, C) and, per cached layer, hidden states (B, L, d) padded with zeros to ``seq_len``
-        (or (B, 1, d) for [CLS]-level losses)."""
-        ids = index.tolist()
-        logits = torch.stack([self.logits[i] for i in ids]).to(device)
-        hidden = {}
-        for t in self.layers:
-            rows = [self.hidden[i][t] for i in ids]
-            width = 1 if self.cls_only else seq_len
-            out = torch.zeros(len(ids), width, rows[0].shape[-1])
-            for r, h in enumerate(rows):
-                out[r, : h.shape[0]] = h
-            hidden[t] = out.to(device)
-        return logits, hidden
+        """Logits (B, C) and, per cached layer, hidden states (B, seq_len or 1, d)."""
+        idx = index.to(self.device)
+        width = 1 if self.cls_only else seq_len
+        hidden = {t: h[idx, :width].to(device) for t, h in self.hidden.items()}
+        return self.logits[idx].to(device), hidden
+
+    @property
+    def num_bytes(self) -> int:
+        total = self.logits.numel() * 4 if self.logits is not None else 0
+        return total + sum(h.numel() * 4 for h in self.hidden.values())

@@ -110,7 +110,7 @@ class KDStep:
             cached = None
         s_out = self._forward(self.student, s_batch)
         logits = s_out.logits.float()
-        parts: dict[str, float] = {}
+        parts: dict[str, torch.Tensor] = {}  # detached, synced once per step by the trainer
         total = torch.zeros((), device=self.device)
         if self.teacher is not None and (self.use_kd or self.use_inter):
             t_logits, t_hidden, t_att = cached if cached is not None else self.run_teacher(t_batch)
@@ -118,15 +118,15 @@ class KDStep:
                 p = self.cfg.prediction
                 kd = prediction_loss(p.loss, logits, t_logits, p.temperature, p.scale_by_t2)
                 total = total + self.cfg.weights.kd * kd
-                parts["kd"] = kd.item()
+                parts["kd"] = kd.detach()
             if self.use_inter:
                 inter = self._intermediate(s_out, s_batch["attention_mask"], t_hidden, t_att)
                 total = total + self.cfg.weights.intermediate * inter
-                parts["inter"] = inter.item()
+                parts["inter"] = inter.detach()
         if self.cfg.weights.hard > 0 or self.teacher is None:
             hard = hard_loss(logits, targets, self.task_kind)
             total = total + (self.cfg.weights.hard if self.teacher is not None else 1.0) * hard
-            parts["hard"] = hard.item()
+            parts["hard"] = hard.detach()
         return total, parts
 
     def _intermediate(self, s_out, mask, t_hidden: dict, t_att) -> torch.Tensor:

@@ -70,12 +70,14 @@ class KDTrainer:
         should_stop: Polled between steps; True saves a checkpoint and raises :class:`Cancelled`.
         augment_resources: What heavier augmenters need (teacher embeddings, checkpoints).
         stage: A label for progress events (``teacher``, ``kd``, ``baseline``).
+        show_progress: Show a tqdm bar per epoch.
+        cache_limit_gib: The teacher cache is skipped (and the reason reported) above this size.
     """
 
     def __init__(self, *, student, teacher, config: KDConfig, task_kind: str, label_names: tuple[str, ...],
                  tokenizer, workdir: Path, device: torch.device | str = "cpu", progress: Progress | None = None,
                  should_stop: Callable[[], bool] | None = None, augment_resources=None, stage: str = "kd",
-                 show_progress: bool = False) -> None:
+                 show_progress: bool = False, cache_limit_gib: float = 4.0) -> None:
         self.cfg, self.task_kind, self.label_names = config, task_kind, label_names
         self.device = torch.device(device)
         self.student = student.to(self.device)
@@ -90,6 +92,7 @@ class KDTrainer:
                               self.pad_id)
         self.cache: TeacherCache | None = None
         self.cache_stats: dict = {}
+        self.cache_limit_bytes = cache_limit_gib * 2**30
 
     # ----------------------------------------------------------------------------- public
     def fit(self, train_examples, dev_examples, *, resume: bool = False) -> TrainResult:
@@ -152,11 +155,13 @@ class KDTrainer:
             self._optimizer_step()
             state.global_step += 1
             state.step_in_epoch = (b + 1) // accum
-            state.history["train"].append({"step": state.global_step, "loss": loss.item(), **parts})
+            names = ["loss", *parts]
+            values = torch.stack([loss.detach(), *parts.values()]).tolist()  # one host sync per step
+            state.history["train"].append({"step": state.global_step, **dict(zip(names, values, strict=True))})
             if bar is not None:
                 bar.update(accum)
-                bar.set_postfix(loss=f"{loss.item():.4f}")
-            self._emit(stage=self.stage, epoch=epoch + 1, step=state.global_step, loss=loss.item())
+                bar.set_postfix(loss=f"{values[0]:.4f}")
+            self._emit(stage=self.stage, epoch=epoch + 1, step=state.global_step, loss=values[0])
             if tr.max_steps and state.global_step >= tr.max_steps:
                 break
             if self.should_stop is not None and self.should_stop():
@@ -173,8 +178,9 @@ class KDTrainer:
         outs, labels = [], []
         for chunk in length_sorted_batches(items, batch_size or self.cfg.training.batch_size * 2):
             batch = collate(chunk, self.pad_id, self.task_kind)
+            inputs = {k: v.to(self.device) for k, v in self.step_fn.model_inputs(batch).items()}
             with self.step_fn.autocast():
-                logits = model(**self.step_fn.model_inputs(batch)).logits
+                logits = model(**inputs).logits
             outs.append(logits.float().cpu().numpy())
             labels.extend(batch["labels"].tolist())
         model.train()
@@ -244,7 +250,14 @@ class KDTrainer:
         t0 = time.perf_counter()
         layers = self.step_fn.teacher_layers_needed()
         cls_only = self.cfg.intermediate.loss in CLS_LEVEL_LOSSES
-        self.cache = TeacherCache(layers, cls_only)
+        max_len = max(len(it.input_ids) for it in self.train_enc)
+        size = TeacherCache.estimate_bytes(layers, cls_only, len(self.train_enc), max_len,
+                                           self.teacher.config.hidden_size)
+        if size > self.cache_limit_bytes:
+            self.cache_stats = {"enabled": False, "reason": f"needs {size / 2**30:.1f} GiB > limit "
+                                f"{self.cache_limit_bytes / 2**30:.1f} GiB"}
+            return
+        self.cache = TeacherCache(layers, cls_only, len(self.train_enc), max_len, self.device)
         for chunk in length_sorted_batches(self.train_enc, self.cfg.training.batch_size * 2):
             batch = collate(chunk, self.pad_id, self.task_kind)
             logits, hidden, _ = self.step_fn.run_teacher(batch)
