@@ -167,8 +167,8 @@ def run_distillation(spec: DistillSpec, out_dir: str | Path, *, progress: Callab
     student.model.save_pretrained(out / "student")
     student.tokenizer.save_pretrained(out / "student")
     metric = primary_metric(dataset.task_kind)
-    report = _report(spec, dataset, metric, teacher_metrics, teacher_info, result, baseline, t_desc, s_desc,
-                     (teacher, t_tok), student, t0, dev)
+    report = _report(spec, dataset, metric, teacher_metrics, {**teacher_info, "path": teacher_dir}, result,
+                     baseline, t_desc, s_desc, (teacher, t_tok), student, t0, dev)
     plot_learning_curves(histories, metric, out / "learning_curves.png")
     (out / "report.json").write_text(json.dumps(report, indent=2, default=str))
     return report
@@ -196,6 +196,8 @@ def _no_kd_baseline(spec, dataset, teacher, t_tok, out, dev, progress, should_st
                         workdir=out / "checkpoint_no_kd", device=dev, progress=progress, should_stop=should_stop,
                         stage="no_kd", show_progress=show_progress)
     res = trainer.fit(dataset.train, dataset.dev, resume=resume)
+    student.model.save_pretrained(out / "student_no_kd")
+    student.tokenizer.save_pretrained(out / "student_no_kd")
     return {"score": res.best_score, "metrics": res.best_metrics, "history": res.history,
             "wall_time_s": res.wall_time_s}
 
@@ -203,6 +205,7 @@ def _no_kd_baseline(spec, dataset, teacher, t_tok, out, dev, progress, should_st
 def _report(spec, dataset, metric, teacher_metrics, teacher_info, result, baseline, t_desc, s_desc,
             teacher_and_tokenizer, student, t0, dev) -> dict:
     teacher, t_tok = teacher_and_tokenizer
+    teacher_path = teacher_info.pop("path")
     teacher_score = teacher_metrics[metric]
     texts = [(e.text, e.text_pair) for e in dataset.dev[:64]]
     max_len = spec.kd_config.training.max_length
@@ -223,6 +226,9 @@ def _report(spec, dataset, metric, teacher_metrics, teacher_info, result, baseli
         "teacher_score": teacher_score,
         "teacher_metrics": teacher_metrics,
         "teacher_fine_tuning": {k: v for k, v in teacher_info.items() if k != "history"},
+        "teacher_path": str(teacher_path),
+        "artifacts": {"student": "student", "no_kd_student": "student_no_kd" if baseline else None,
+                      "learning_curves": "learning_curves.png", "checkpoint": "checkpoint"},
         "student_score": result.best_score,
         "student_metrics": result.best_metrics,
         "best_epoch": result.best_epoch,
