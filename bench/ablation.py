@@ -45,7 +45,8 @@ def variants() -> dict[str, dict]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description="Distiller search-space ablation")
-    ap.add_argument("--dataset", default="rotten_tomatoes")
+    ap.add_argument("--dataset", default="rotten_tomatoes", help="built-in name or a dataset file")
+    ap.add_argument("--teacher", default="minilm-l6", help="built-in or a local (fine-tuned) HF folder")
     ap.add_argument("--size", type=int, default=2000, help="training examples (subsample)")
     ap.add_argument("--student-layers", type=int, default=2)
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
@@ -55,14 +56,16 @@ def main() -> None:
     ap.add_argument("--work", default=str(ROOT / "runs" / "ablation"))
     ap.add_argument("--only", nargs="*", help="run only these variants")
     ap.add_argument("--out", default=str(ROOT / "bench" / "results"))
+    ap.add_argument("--tag", default="", help="suffix of the result file name")
+    ap.add_argument("--summarize-only", action="store_true", help="train nothing; summarise finished runs")
     args = ap.parse_args()
 
     import torch
 
     from models.pipeline import run_distillation
 
-    torch.set_num_threads(max(1, os.cpu_count() or 1))
-    dataset = f"{args.dataset}@{args.size}"
+    torch.set_num_threads(max(1, min(8, os.cpu_count() or 1)))
+    dataset = args.dataset if Path(args.dataset).is_file() else f"{args.dataset}@{args.size}"
     training = {"epochs": args.epochs, "batch_size": 32, "max_length": args.max_length, "learning_rate": args.lr}
     work = Path(args.work)
     runs = []
@@ -72,10 +75,12 @@ def main() -> None:
                 continue
             out = work / f"{name}-s{seed}".replace("(", "_").replace(")", "").replace("=", "").replace(",", "_")
             report_file = out / "report.json"
+            if not report_file.is_file() and args.summarize_only:
+                continue
             if not report_file.is_file():  # resumable: finished runs are kept
                 cfg = KDConfig.from_dict({**overrides, "training": {**training, "seed": seed}})
                 spec = DistillSpec(
-                    dataset=dataset, teacher="minilm-l6", student=StudentSpec(num_layers=args.student_layers),
+                    dataset=dataset, teacher=args.teacher, student=StudentSpec(num_layers=args.student_layers),
                     kd_config=cfg, train_no_kd_baseline=(name == "kd_only"), measure_latency=False,
                     teacher_training={"epochs": 3, "max_length": args.max_length, "learning_rate": args.lr},
                 )
@@ -90,6 +95,11 @@ def main() -> None:
                 runs.append({"variant": "no_kd", "seed": seed, "score": report["no_kd_score"],
                              "teacher_score": report["teacher_score"],
                              "ratio": report["no_kd_score"] / report["teacher_score"], "train_time_s": None})
+            write_summary(args, runs)
+
+
+def write_summary(args, runs: list[dict]) -> None:
+    """Write every finished run and a per-variant summary (called after each run: partial results survive)."""
     summary = {}
     for name in dict.fromkeys(r["variant"] for r in runs):
         scores = [r["score"] for r in runs if r["variant"] == name]
@@ -100,12 +110,12 @@ def main() -> None:
               "metric": "dev accuracy (best epoch)", "teacher_score": runs[0]["teacher_score"] if runs else None,
               "summary": summary, "runs": runs}
     Path(args.out).mkdir(parents=True, exist_ok=True)
-    path = Path(args.out) / f"ablation_{args.dataset}.json"
+    path = Path(args.out) / f"ablation_{Path(args.dataset).stem}{args.tag}.json"
     path.write_text(json.dumps(record, indent=2))
     width = max(map(len, summary), default=10)
     for name, s in sorted(summary.items(), key=lambda kv: -kv[1]["mean"]):
         print(f"{name:<{width}}  {s['mean']:.4f} ± {s['std']:.4f}  (ratio {s['mean_ratio']:.4f}, n={s['n']})")
-    print(f"saved {path}")
+    print(f"saved {path}", flush=True)
 
 
 if __name__ == "__main__":

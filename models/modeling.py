@@ -85,7 +85,7 @@ def load_classifier(path: str | Path, label_names: tuple[str, ...], task_kind: s
     """Load a sequence classifier; a new head is initialised when the checkpoint has none."""
     extra = {"attn_implementation": "eager"} if attn_eager else {}
     return AutoModelForSequenceClassification.from_pretrained(
-        str(path), local_files_only=True, ignore_mismatched_sizes=True,
+        str(path), local_files_only=True, ignore_mismatched_sizes=True, dtype=torch.float32,
         **label_kwargs(label_names, task_kind), **extra,
     )
 

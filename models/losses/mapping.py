@@ -11,7 +11,6 @@ from collections.abc import Sequence
 from typing import Literal
 
 import numpy as np
-import ot
 import torch
 from torch import Tensor, nn
 
@@ -75,6 +74,8 @@ def emd_flow(cost: np.ndarray | Tensor) -> Tensor:
         raise ValueError("EMD cost has NaN or infinite entries; a layer loss diverged")
     a = np.full(c.shape[0], 1.0 / c.shape[0])
     b = np.full(c.shape[1], 1.0 / c.shape[1])
+    import ot  # POT: imported on first use, only EMD needs it
+
     flow, log = ot.emd(a, b, np.ascontiguousarray(c), log=True)
     if log.get("warning"):
         raise RuntimeError(f"EMD solver failed: {log['warning']}")

@@ -1,0 +1,54 @@
+"""The Server-Sent Events stream of a job, polling the database (the source of truth).
+
+Status events are written in the same transaction as the status itself, so once the job reads
+as finished, one more read is guaranteed to return every event up to and including the last one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import AsyncIterator
+
+from starlette.concurrency import run_in_threadpool
+
+from app.domain import JobEvent
+from app.services.container import Services
+
+POLL_S = 0.25
+KEEPALIVE_S = 15.0
+
+
+def format_event(event: JobEvent) -> str:
+    data = json.dumps({**event.data, "created_at": event.created_at.isoformat()})
+    return f"id: {event.id}\nevent: {event.type}\ndata: {data}\n\n"
+
+
+async def event_stream(services: Services, job_id: str, after: int, timeout_s: float) -> AsyncIterator[str]:
+    deadline = time.monotonic() + timeout_s
+    last_sent = time.monotonic()
+    yield "retry: 2000\n\n"
+    while True:
+        events = await run_in_threadpool(services.jobs.events, job_id, after)
+        for event in events:
+            after = event.id
+            yield format_event(event)
+        if events:
+            last_sent = time.monotonic()
+            continue
+        job = await run_in_threadpool(services.jobs.get, job_id)
+        if job.status.terminal:
+            for event in await run_in_threadpool(services.jobs.events, job_id, after):
+                after = event.id
+                yield format_event(event)
+            yield f"event: end\ndata: {json.dumps({'status': job.status.value})}\n\n"
+            return
+        now = time.monotonic()
+        if now > deadline:
+            yield f"event: timeout\ndata: {json.dumps({'status': job.status.value, 'after': after})}\n\n"
+            return
+        if now - last_sent > KEEPALIVE_S:
+            last_sent = now
+            yield ": keep-alive\n\n"
+        await asyncio.sleep(POLL_S)

@@ -1,0 +1,1 @@
+"""SQL persistence: table definitions, engine creation and migrations."""

@@ -1,0 +1,163 @@
+"""Plain objects the store returns (never ORM rows), and the job state machine."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+from app.errors import IllegalTransitionError
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class JobStatus(StrEnum):
+    """A job's state. ``succeeded``, ``failed`` and ``cancelled`` are terminal: a re-run is a new job."""
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    @property
+    def terminal(self) -> bool:
+        return self in TERMINAL
+
+
+TERMINAL = frozenset({JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED})
+
+# running -> queued is the requeue of a job whose worker died (its lease expired): the same
+# attempt chain resumes from its checkpoint, which is not a re-run.
+TRANSITIONS: dict[JobStatus, frozenset[JobStatus]] = {
+    JobStatus.QUEUED: frozenset({JobStatus.RUNNING, JobStatus.CANCELLED, JobStatus.FAILED}),
+    JobStatus.RUNNING: frozenset(
+        {JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED, JobStatus.QUEUED}
+    ),
+    JobStatus.SUCCEEDED: frozenset(),
+    JobStatus.FAILED: frozenset(),
+    JobStatus.CANCELLED: frozenset(),
+}
+
+
+def sources_of(target: JobStatus) -> frozenset[JobStatus]:
+    """The states from which ``target`` may be entered."""
+    return frozenset(s for s, targets in TRANSITIONS.items() if target in targets)
+
+
+def check_transition(job_id: str, current: JobStatus, target: JobStatus) -> None:
+    """Raise :class:`IllegalTransitionError` unless ``current -> target`` is allowed."""
+    if target not in TRANSITIONS[current]:
+        raise IllegalTransitionError(job_id, current.value, target.value)
+
+
+@dataclass(frozen=True)
+class Dataset:
+    id: str
+    name: str
+    source: str  # "upload" | "builtin"
+    builtin_name: str | None
+    filename: str | None
+    digest: str
+    task_kind: str
+    num_labels: int | None
+    labels: list[Any] | None
+    n_train: int
+    n_dev: int
+    options: dict[str, Any]
+    meta_features: dict[str, Any]
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class Recommendation:
+    id: str
+    dataset_id: str | None
+    meta_features: dict[str, Any]
+    teacher: dict[str, Any]
+    k: int
+    meta_learner_version: int | None
+    items: list[dict[str, Any]]
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class Resources:
+    gpu: bool = False
+    time_budget_s: int = 3600
+
+
+@dataclass(frozen=True)
+class Job:
+    id: str
+    kind: str
+    status: JobStatus
+    dataset_id: str | None
+    recommendation_id: str | None
+    rank: int | None
+    payload: dict[str, Any]
+    resources: Resources
+    idempotency_key: str | None
+    attempts: int
+    max_attempts: int
+    worker_id: str | None
+    lease_expires_at: datetime | None
+    cancel_requested: bool
+    progress: dict[str, Any] | None
+    result: dict[str, Any] | None
+    error_code: str | None
+    error_message: str | None
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    last_claimed_at: datetime | None = None
+    request_hash: str | None = field(default=None, repr=False)
+
+
+@dataclass(frozen=True)
+class JobEvent:
+    id: int
+    job_id: str
+    type: str  # "status" | "progress" | "log"
+    data: dict[str, Any]
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class StoredSweepRecord:
+    """A stored sweep record: the recommender's record dict plus its provenance."""
+
+    id: int
+    job_id: str | None
+    dataset_id: str | None
+    source: str  # "job" | "imported"
+    record: dict[str, Any]
+    code_version: str | None
+    hardware: str | None
+    seed: int | None
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class ApiKey:
+    id: str
+    name: str
+    prefix: str
+    created_at: datetime
+    revoked_at: datetime | None
+    last_used_at: datetime | None
+
+
+@dataclass(frozen=True)
+class MetaLearnerVersion:
+    version: int
+    source: str  # "shipped" | "refit" | "artifact"
+    path: str
+    n_records: int
+    records_digest: str | None
+    evaluation: dict[str, Any] | None
+    active: bool
+    created_at: datetime

@@ -1,0 +1,90 @@
+"""The FastAPI application factory.
+
+``create_app(settings)`` builds the app; the services (database, executor) start in its
+lifespan. Swagger UI (/docs) and ReDoc (/redoc) are served from assets bundled with
+``fastapi-offline``: no CDN, so the docs work on a machine without network access.
+Run with ``autodistiller serve`` or ``uvicorn --factory app.main:create_app``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import anyio.to_thread
+from fastapi import FastAPI
+from fastapi_offline import FastAPIOffline
+
+from app.api import datasets, jobs, meta_learner, recommend, system
+from app.api.handlers import BodyLimitMiddleware, install_error_handler
+from app.metrics import Metrics, MetricsMiddleware
+from app.services.container import Services
+from app.settings import Settings
+
+log = logging.getLogger("app")
+
+DESCRIPTION = """
+Distil NLP transformers with knowledge distillation, guided by a meta-learner that recommends the
+KD pipeline for your dataset.
+
+1. `POST /datasets` — upload a table (or register a built-in dataset).
+2. `POST /recommend` — ranked pipelines with predicted distillation ratio and an explanation.
+3. `POST /jobs` — distil (with a pipeline, or a recommendation id and rank); follow
+   `GET /jobs/{id}/events`, then download `GET /jobs/{id}/artifacts/student.tar.gz`.
+
+Write routes need an API key (`X-API-Key` or `Authorization: Bearer`), created with
+`autodistiller keys create NAME`. Errors are JSON: `{"error": {"code", "message", "details"}}`.
+"""
+
+
+def _warn_no_auth(settings: Settings) -> None:
+    banner = "!" * 78
+    log.warning(
+        "\n%s\n!! AUTH DISABLED: every write route is open to anyone who can reach %s:%d\n"
+        "!! (allowed only on a loopback address). Do not expose this server.\n%s",
+        banner,
+        settings.host,
+        settings.port,
+        banner,
+    )
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the API for ``settings`` (default: read from the environment)."""
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # route code that blocks (SQL, the meta-learner) runs in this many threads
+        anyio.to_thread.current_default_thread_limiter().total_tokens = settings.api_threads
+        services = Services.create(settings)
+        app.state.services = services
+        try:
+            services.meta_learners.bootstrap()
+            if not settings.auth:
+                _warn_no_auth(settings)
+            if settings.embedded_worker:
+                executor = services.build_executor()
+                services.attach_executor(executor)
+                executor.start()
+            yield
+        finally:
+            services.close()
+
+    import models
+
+    app = FastAPIOffline(
+        title="AutoDistiller",
+        version=models.__version__,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+    )
+    app.state.services = None
+    app.state.metrics = Metrics(lambda: app.state.services)
+    install_error_handler(app)
+    app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
+    app.add_middleware(BodyLimitMiddleware, limit=settings.limits.max_upload_bytes + (1 << 20))
+    for module in (datasets, recommend, jobs, meta_learner, system):
+        app.include_router(module.router)
+    return app

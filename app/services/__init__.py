@@ -1,0 +1,1 @@
+"""Service functions the thin routes call: datasets, recommendations, jobs, meta-learner."""

@@ -1,0 +1,221 @@
+"""Datasets: upload (size-limited, validated by the engine's loader) or register a built-in one."""
+
+from __future__ import annotations
+
+import logging
+import re
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from app.domain import Dataset, utcnow
+from app.errors import DatasetTooLargeError, InvalidRequestError, UploadTooLargeError
+from app.services.meta_features import MetaFeatureComputer
+from app.settings import Settings
+from app.store import Store
+from models.errors import DatasetError
+
+log = logging.getLogger(__name__)
+
+_CHUNK = 1 << 20
+_COMPRESSION = (".gz", ".bz2", ".xz")
+
+
+def allowed_suffixes() -> tuple[str, ...]:
+    """File suffixes the engine's readers accept (pickle-based formats are never among them)."""
+    from models.data.readers import FORMATS
+
+    return tuple(FORMATS)
+
+
+@dataclass(frozen=True)
+class UploadOptions:
+    """How to read an uploaded table (the same options the job's loader receives)."""
+
+    text_column: str | None = None
+    text_pair_column: str | None = None
+    label_column: str | None = None
+    task_kind: str | None = None
+    split_column: str | None = None
+    group_column: str | None = None
+    dev_fraction: float = 0.1
+
+    def as_loader_kwargs(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if v is not None}
+
+
+def safe_suffix(filename: str) -> str:
+    """The (compound) suffix of an uploaded file name, checked against the readers' formats.
+
+    Raises:
+        InvalidRequestError: An unsupported or missing suffix.
+    """
+    name = Path(filename or "").name.lower()
+    parts = name.split(".")[1:]
+    suffix = ""
+    if parts and f".{parts[-1]}" in _COMPRESSION:
+        suffix = f".{parts.pop()}"
+    if not parts or f".{parts[-1]}" not in allowed_suffixes():
+        raise InvalidRequestError(
+            f"unsupported file {Path(filename or '').name!r}: use one of "
+            f"{', '.join(allowed_suffixes())} (optionally compressed: {', '.join(_COMPRESSION)})"
+        )
+    return f".{parts[-1]}{suffix}"
+
+
+def _display_name(filename: str) -> str:
+    stem = Path(filename).name.split(".")[0]
+    return re.sub(r"[^A-Za-z0-9_.@-]+", "_", stem)[:100] or "dataset"
+
+
+class DatasetService:
+    def __init__(self, store: Store, settings: Settings, meta_features: MetaFeatureComputer) -> None:
+        self.store = store
+        self.settings = settings
+        self.meta_features = meta_features
+
+    def _save_upload(self, stream: BinaryIO, dest: Path) -> int:
+        """Copy ``stream`` to ``dest`` in chunks, refusing more than ``max_upload_bytes``."""
+        limit = self.settings.limits.max_upload_bytes
+        written = 0
+        with dest.open("wb") as out:
+            while chunk := stream.read(_CHUNK):
+                written += len(chunk)
+                if written > limit:
+                    raise UploadTooLargeError(f"upload exceeds the limit of {limit} bytes")
+                out.write(chunk)
+        if written == 0:
+            raise InvalidRequestError("the uploaded file is empty")
+        return written
+
+    def upload(
+        self, stream: BinaryIO, filename: str, options: UploadOptions, name: str | None = None
+    ) -> Dataset:
+        """Store an uploaded table, validate it, compute its meta-features and register it.
+
+        Raises:
+            UploadTooLargeError, DatasetTooLargeError: Limits exceeded.
+            InvalidRequestError: Unsupported file type.
+            DatasetError: The engine's loader found problems (all are listed).
+        """
+        suffix = safe_suffix(filename)
+        dataset_id = self.store.datasets.new_id()
+        folder = self.settings.datasets_dir / dataset_id
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / f"data{suffix}"
+        try:
+            self._save_upload(stream, path)
+            try:
+                dataset = self._load(path, options)
+            except DatasetError as exc:  # name the user's file, never the server's path
+                shown = Path(filename).name or "upload"
+                raise DatasetError(
+                    exc.message.split(":\n")[0].replace(str(path), shown),
+                    [p.replace(str(path), shown) for p in exc.problems],
+                ) from None
+            return self._register(
+                dataset_id,
+                dataset,
+                source="upload",
+                builtin_name=None,
+                filename=Path(filename).name[:255],
+                path=path,
+                options=options.as_loader_kwargs(),
+                name=name or _display_name(filename),
+            )
+        except BaseException:
+            shutil.rmtree(folder, ignore_errors=True)
+            raise
+
+    def register_builtin(self, builtin: str, name: str | None = None) -> Dataset:
+        """Register a built-in dataset (``rt_polarity_200``, ``rotten_tomatoes@500``, ...)."""
+        from models.data import load_dataset
+
+        if "/" in builtin or "\\" in builtin or builtin.startswith("."):
+            raise InvalidRequestError("builtin must be a built-in dataset name, not a path")
+        dataset = load_dataset(builtin)
+        self._check_rows(dataset)
+        return self._register(
+            self.store.datasets.new_id(),
+            dataset,
+            source="builtin",
+            builtin_name=builtin,
+            filename=None,
+            path=None,
+            options={},
+            name=name or dataset.name,
+        )
+
+    def _load(self, path: Path, options: UploadOptions) -> Any:
+        from models.data import load_dataset
+
+        max_rows = self.settings.limits.max_rows
+        try:
+            dataset = load_dataset(path, max_rows=max_rows, **options.as_loader_kwargs())
+        except TypeError as exc:  # an option the loader does not know: a bad request, not a crash
+            raise InvalidRequestError(f"invalid dataset options: {exc}") from exc
+        except DatasetError as exc:
+            if any("max_rows" in p for p in exc.problems):
+                raise DatasetTooLargeError(f"the dataset has more than {max_rows} rows") from exc
+            raise
+        self._check_rows(dataset)
+        return dataset
+
+    def _check_rows(self, dataset: Any) -> None:
+        if len(dataset) > self.settings.limits.max_rows:
+            raise DatasetTooLargeError(
+                f"the dataset has {len(dataset)} rows, more than the limit of {self.settings.limits.max_rows}"
+            )
+
+    def _register(
+        self,
+        dataset_id: str,
+        dataset: Any,
+        *,
+        source: str,
+        builtin_name: str | None,
+        filename: str | None,
+        path: Path | None,
+        options: dict[str, Any],
+        name: str,
+    ) -> Dataset:
+        meta = self.meta_features.compute(dataset)
+        record = Dataset(
+            id=dataset_id,
+            name=name[:200],
+            source=source,
+            builtin_name=builtin_name,
+            filename=filename,
+            digest=dataset.digest(),
+            task_kind=dataset.task_kind,
+            num_labels=dataset.num_labels,
+            labels=list(dataset.label_names) or None,
+            n_train=len(dataset.train),
+            n_dev=len(dataset.dev),
+            options=options,
+            meta_features=meta,
+            created_at=utcnow(),
+        )
+        return self.store.datasets.create(record, str(path) if path else None)
+
+    def delete(self, dataset_id: str) -> None:
+        """Delete a dataset that no queued or running job uses, and its stored file."""
+        path = self.store.datasets.delete(dataset_id)
+        if path:
+            shutil.rmtree(Path(path).parent, ignore_errors=True)
+
+    def loader_source(self, dataset: Dataset) -> tuple[str, dict[str, Any]]:
+        """What a job passes to ``load_dataset``: the built-in name or stored file, and options."""
+        if dataset.builtin_name:
+            return dataset.builtin_name, {}
+        path = self.store.datasets.path(dataset.id)
+        if not path:
+            raise InvalidRequestError(f"dataset {dataset.id} has no stored file")
+        return path, dict(dataset.options)
+
+    @staticmethod
+    def builtins() -> list[dict[str, str]]:
+        from models.data import list_builtin
+
+        return [{"name": b.name, "description": b.description} for b in list_builtin() if b.available]

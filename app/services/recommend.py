@@ -1,0 +1,137 @@
+"""POST /recommend: rank KD pipelines for a dataset with the active meta-learner.
+
+Ranking is a pure function of (meta-learner version, meta-features, teacher, student, task kind),
+so the top ``limits.max_recommendations`` of each such key are memoised in a small LRU owned by
+the service (keyed by version, so a refit never serves stale rankings). Likewise an identical
+request under the same version returns the recommendation resource stored for the first one
+(same id): jobs reference recommendations by (id, rank), and equal questions get equal answers.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections import OrderedDict
+from typing import Any
+
+from app.domain import Recommendation
+from app.errors import InvalidRequestError
+from app.schemas.recommend import RecommendRequest
+from app.services.meta_features import with_teacher
+from app.services.meta_learner import MetaLearnerService
+from app.services.model_catalog import ModelCatalog
+from app.settings import Settings
+from app.store import Store
+from models.config import ModelDescriptor, StudentSpec
+
+DEFAULT_STUDENT = StudentSpec(num_layers=2)
+_CACHE_SIZE = 256
+
+
+class RecommendService:
+    def __init__(
+        self, store: Store, settings: Settings, catalog: ModelCatalog, meta_learners: MetaLearnerService
+    ) -> None:
+        self.store = store
+        self.settings = settings
+        self.catalog = catalog
+        self.meta_learners = meta_learners
+        self._cache: OrderedDict[tuple[Any, ...], list[Any]] = OrderedDict()
+        self._answers: OrderedDict[tuple[Any, ...], Recommendation] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def _remember(self, cache: OrderedDict[tuple[Any, ...], Any], key: tuple[Any, ...], value: Any) -> None:
+        with self._lock:
+            cache[key] = value
+            while len(cache) > _CACHE_SIZE:
+                cache.popitem(last=False)
+
+    def _recall(self, cache: OrderedDict[tuple[Any, ...], Any], key: tuple[Any, ...]) -> Any:
+        with self._lock:
+            if key in cache:
+                cache.move_to_end(key)
+                return cache[key]
+        return None
+
+    def _context(self, req: RecommendRequest) -> tuple[dict[str, float | None], str]:
+        if req.dataset_id is not None:
+            dataset = self.store.datasets.get(req.dataset_id)
+            return dict(dataset.meta_features), dataset.task_kind
+        meta = dict(req.meta_features or {})
+        if req.task_kind is not None:
+            return meta, req.task_kind
+        flag = meta.get("is_regression")
+        if flag is None:
+            raise InvalidRequestError("inline meta_features need is_regression, or give task_kind")
+        return meta, "regression" if flag else "classification"
+
+    def _ranked(
+        self,
+        version: int,
+        learner: Any,
+        meta: dict[str, float | None],
+        teacher: ModelDescriptor,
+        student: ModelDescriptor,
+        task_kind: str,
+    ) -> list[Any]:
+        key = (version, json.dumps(meta, sort_keys=True), teacher, student, task_kind)
+        if (hit := self._recall(self._cache, key)) is not None:
+            return hit
+        try:
+            ranked = learner.recommend(
+                meta, teacher, student, k=self.settings.limits.max_recommendations, task_kind=task_kind
+            )
+        except ValueError as exc:  # no runnable candidate, bad meta-features: the request's fault
+            raise InvalidRequestError(str(exc)) from exc
+        self._remember(self._cache, key, ranked)
+        return ranked
+
+    def recommend(self, req: RecommendRequest) -> Recommendation:
+        """Rank pipelines (and, under a budget, students) and store the recommendation.
+
+        Raises:
+            InvalidRequestError: k above the limit, no student within the budget, bad input.
+            MetaLearnerUnavailableError: No meta-learner and too few records to fit one.
+        """
+        if req.k > self.settings.limits.max_recommendations:
+            raise InvalidRequestError(f"k must be at most {self.settings.limits.max_recommendations}")
+        meta, task_kind = self._context(req)  # reads the dataset: a deleted one is a 404 here
+        version, learner = self.meta_learners.current()
+        answer_key = (version.version, req.model_dump_json())
+        if (answer := self._recall(self._answers, answer_key)) is not None:
+            return answer
+        teacher = self.catalog.teacher(req.teacher)
+        if req.budget is not None:
+            students = self.catalog.students_within(
+                teacher, max_params=req.budget.max_params, max_layers=req.budget.max_layers
+            )
+        else:
+            students = [self.catalog.student(req.student or DEFAULT_STUDENT, teacher)]
+        meta = with_teacher(meta, teacher.descriptor, None)
+        merged = []
+        for spec, desc in students:
+            for rec in self._ranked(version.version, learner, meta, teacher.descriptor, desc, task_kind):
+                merged.append((rec, spec, desc))
+        merged.sort(key=lambda item: -item[0].predicted_ratio)
+        items = [
+            {
+                "rank": rank,
+                "kd_config": rec.kd_config.model_dump(mode="json"),
+                "student": spec.model_dump(mode="json"),
+                "student_descriptor": desc.to_dict(),
+                "predicted_ratio": rec.predicted_ratio,
+                "interval": list(rec.interval),
+                "explanation": json.loads(json.dumps(rec.explanation)),
+            }
+            for rank, (rec, spec, desc) in enumerate(merged[: req.k], start=1)
+        ]
+        answer = self.store.recommendations.create(
+            dataset_id=req.dataset_id,
+            meta_features=meta,
+            teacher={"spec": teacher.spec, "descriptor": teacher.descriptor.to_dict()},
+            k=req.k,
+            meta_learner_version=version.version,
+            items=items,
+        )
+        self._remember(self._answers, answer_key, answer)
+        return answer
