@@ -65,7 +65,10 @@ def fake_distill(ctx: RunContext) -> dict[str, Any]:
             raise Cancelled(f"stopped at step {state['step']}")
         time.sleep(0.05 * training.epochs)
         state["step"] += 1
-        (ctx.out_dir / "checkpoint" / "state.json").write_text(json.dumps(state))
+        # atomic, like a real checkpoint: a reader (the test) never sees a half-written file
+        tmp = ctx.out_dir / "checkpoint" / "state.json.tmp"
+        tmp.write_text(json.dumps(state))
+        os.replace(tmp, ctx.out_dir / "checkpoint" / "state.json")
         ctx.progress(
             {
                 "stage": "kd",
