@@ -23,6 +23,7 @@ SUBCOMMANDS: list[tuple[str, str | None]] = [
     ("datasets", "datasets"),
     ("service", None),
     ("meta", "meta"),
+    ("export", None),
 ]
 
 for _module, _group in SUBCOMMANDS:

@@ -66,3 +66,9 @@ class Cancelled(AutoDistillerError):
     """Training stopped on request; a checkpoint was saved, so ``resume`` continues from it."""
 
     code = "cancelled"
+
+
+class ExportError(AutoDistillerError):
+    """Exporting the student (ONNX, int8) or verifying an export against PyTorch failed."""
+
+    code = "export_failed"
