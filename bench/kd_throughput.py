@@ -2,7 +2,8 @@
 
 Same teacher (MiniLM-L6), same student (3 layers derived from it), same batches (dynamic padding,
 batch size, max length), same loss (soft cross-entropy at T=1, optionally + hidden-state MSE on the
-skip-mapped layers), same optimizer (AdamW) and schedule, all in one process, one after another.
+skip-mapped layers), same optimizer (AdamW) and schedule, all in one process, one after another,
+alternating which trainer goes first (ABBA) over several rounds; medians are reported.
 
     python bench/kd_throughput.py                      # CPU, rotten_tomatoes, writes bench/results/
     python bench/kd_throughput.py --device cuda --bf16 # GPU: ours in bf16 and fp32, TextBrewer fp32
@@ -184,7 +185,7 @@ def main() -> None:
     ap.add_argument("--max-length", type=int, default=64)
     ap.add_argument("--student-layers", type=int, default=3)
     ap.add_argument("--epochs", type=int, default=3, help="epochs for the cached run")
-    ap.add_argument("--rounds", type=int, default=2, help="alternating rounds of the uncached comparison")
+    ap.add_argument("--rounds", type=int, default=4, help="alternating rounds of the uncached comparison")
     ap.add_argument("--hidden-mse", action="store_true", help="add hidden-state MSE on skip pairs")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--bf16", action="store_true", help="also run ours with bf16 autocast (CUDA)")
@@ -205,10 +206,14 @@ def main() -> None:
     run_ours(args, teacher, make_student, tok, warm, dev, cache=False, bf16=args.bf16, epochs=1)
     # Alternate the two uncached trainers over several rounds so machine drift hits both alike.
     rounds: dict[str, list] = {"textbrewer_fp32": [], "ours_fp32_nocache": []}
-    for r in range(args.rounds):
-        rounds["textbrewer_fp32"].append(run_textbrewer(args, teacher, make_student, tok, train))
-        rounds["ours_fp32_nocache"].append(run_ours(args, teacher, make_student, tok, train, dev, cache=False,
-                                                    bf16=False, epochs=1))
+    for r in range(args.rounds):  # ABBA order: neither trainer always runs first
+        order = ["textbrewer_fp32", "ours_fp32_nocache"][:: 1 if r % 2 == 0 else -1]
+        for name in order:
+            if name == "textbrewer_fp32":
+                rounds[name].append(run_textbrewer(args, teacher, make_student, tok, train))
+            else:
+                rounds[name].append(run_ours(args, teacher, make_student, tok, train, dev, cache=False,
+                                             bf16=False, epochs=1))
         print(f"round {r + 1}: textbrewer {rounds['textbrewer_fp32'][-1]['samples_per_s']:.1f}/s, ours "
               f"{rounds['ours_fp32_nocache'][-1]['samples_per_s_steady']:.1f}/s", flush=True)
     results = {

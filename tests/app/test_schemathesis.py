@@ -21,7 +21,7 @@ from tests.app.test_e2e import Server, start_server
 
 ROOT = Path(__file__).resolve().parents[2]
 
-pytestmark = pytest.mark.slow  # ~30 s: opt in with -m slow
+# In the default run (~30 s): the issue asks for zero 5xx against the live schema in CI.
 
 
 # Known ids are used for most generated values of these fields (the rest stay random).
