@@ -23,6 +23,8 @@ SUBCOMMANDS: list[tuple[str, str | None]] = [
     ("datasets", "datasets"),
     ("service", None),
     ("meta", "meta"),
+    ("sweep", None),
+    ("kb", "kb"),
     ("export", None),
 ]
 

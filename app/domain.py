@@ -161,3 +161,35 @@ class MetaLearnerVersion:
     evaluation: dict[str, Any] | None
     active: bool
     created_at: datetime
+
+
+@dataclass(frozen=True)
+class Sweep:
+    """A sweep: the request it was planned from and how many runs the plan has."""
+
+    id: str
+    name: str
+    request: dict[str, Any]
+    n_runs: int
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class SweepRun:
+    """One planned run of a sweep with its job's state (``job`` is None for a run whose record
+    existed already; then ``record`` holds that record)."""
+
+    sweep_id: str
+    position: int
+    run_key: str
+    dataset_id: str
+    student: str
+    job: Job | None
+    record: dict[str, Any] | None = None
+
+    @property
+    def status(self) -> str:
+        """The job's status, or ``recorded`` for a run answered by an existing record."""
+        if self.job is not None:
+            return self.job.status.value
+        return "recorded" if self.record is not None else "missing"

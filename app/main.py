@@ -16,7 +16,7 @@ import anyio.to_thread
 from fastapi import FastAPI
 from fastapi_offline import FastAPIOffline
 
-from app.api import datasets, jobs, meta_learner, recommend, system
+from app.api import datasets, jobs, meta_learner, recommend, sweeps, system
 from app.api.handlers import BodyLimitMiddleware, install_error_handler
 from app.metrics import Metrics, MetricsMiddleware
 from app.services.container import Services
@@ -32,6 +32,7 @@ KD pipeline for your dataset.
 2. `POST /recommend` — ranked pipelines with predicted distillation ratio and an explanation.
 3. `POST /jobs` — distil (with a pipeline, or a recommendation id and rank); follow
    `GET /jobs/{id}/events`, then download `GET /jobs/{id}/artifacts/student.tar.gz`.
+4. `POST /sweeps` — a batch of jobs over a pipeline space (resumable); `GET /sweeps/{id}` follows it.
 
 Write routes need an API key (`X-API-Key` or `Authorization: Bearer`), created with
 `autodistiller keys create NAME`. Errors are JSON: `{"error": {"code", "message", "details"}}`.
@@ -85,6 +86,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handler(app)
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
     app.add_middleware(BodyLimitMiddleware, limit=settings.limits.max_upload_bytes + (1 << 20))
-    for module in (datasets, recommend, jobs, meta_learner, system):
+    for module in (datasets, recommend, jobs, sweeps, meta_learner, system):
         app.include_router(module.router)
     return app

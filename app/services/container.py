@@ -16,6 +16,7 @@ from app.services.meta_features import MetaFeatureComputer
 from app.services.meta_learner import MetaLearnerService
 from app.services.model_catalog import ModelCatalog
 from app.services.recommend import RecommendService
+from app.services.sweeps import SweepService
 from app.settings import Settings
 from app.store import Store
 from models.registry import Registry
@@ -35,6 +36,7 @@ class Services:
     recommend: RecommendService
     artifacts: ArtifactStore
     jobs: JobService
+    sweeps: SweepService
     executor: Executor | None = None
 
     @classmethod
@@ -52,6 +54,7 @@ class Services:
         datasets = DatasetService(store, settings, meta_features)
         meta_learners = MetaLearnerService(store, settings)
         artifacts = ArtifactStore(settings.artifacts_dir)
+        jobs = JobService(store, settings, catalog, datasets, artifacts)
         services = cls(
             settings=settings,
             db=db,
@@ -62,7 +65,8 @@ class Services:
             meta_learners=meta_learners,
             recommend=RecommendService(store, settings, catalog, meta_learners),
             artifacts=artifacts,
-            jobs=JobService(store, settings, catalog, datasets, artifacts),
+            jobs=jobs,
+            sweeps=SweepService(store, settings, catalog, datasets, jobs),
         )
         return services
 

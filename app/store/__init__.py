@@ -9,6 +9,7 @@ from app.store.keys import ApiKeyStore
 from app.store.meta_learners import MetaLearnerStore
 from app.store.recommendations import RecommendationStore
 from app.store.records import SweepRecordStore
+from app.store.sweeps import SweepStore
 
 
 class Store:
@@ -20,6 +21,7 @@ class Store:
         self.recommendations = RecommendationStore(db)
         self.jobs = JobStore(db)
         self.sweep_records = SweepRecordStore(db)
+        self.sweeps = SweepStore(db)
         self.api_keys = ApiKeyStore(db)
         self.meta_learners = MetaLearnerStore(db)
 

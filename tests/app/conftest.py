@@ -17,7 +17,10 @@ from sqlalchemy.engine import make_url
 from app.settings import Settings
 
 PG_ENV = "AUTODISTILLER_TEST_DATABASE_URL"
-TABLES = "datasets, recommendations, jobs, job_events, sweep_records, api_keys, meta_learner_versions"
+TABLES = (
+    "datasets, recommendations, jobs, job_events, sweep_records, sweeps, sweep_runs, api_keys, "
+    "meta_learner_versions"
+)
 
 
 def pytest_configure(config: pytest.Config) -> None:

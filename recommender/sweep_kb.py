@@ -1,0 +1,171 @@
+"""The built-in knowledge base: which sweeps build it, its records file, and the shipped fit.
+
+The knowledge base is a sweep over the offline datasets and subsampled sizes of them, two
+students derived from MiniLM-L6 (1 and 2 layers), every runnable pipeline component, with
+CPU-friendly training settings. Its records live in ``recommender/artifacts/sweep_records.parquet``
+(each with ``raw.run_key``, so a build resumes from the file alone) and the meta-learner fitted on
+exactly those records in ``recommender/artifacts/meta_learner.skops`` (its sidecar holds the
+records digest). One variant is kept out of every sweep for the held-out check.
+"""
+
+from __future__ import annotations
+
+import os
+import zipfile
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from models.config import KDConfig, StudentSpec, TeacherTrainingConfig, TrainingConfig
+from recommender.records import SweepRecord, read_records, records_digest, write_records
+from recommender.space import SearchGrid
+from recommender.sweep import SWEEP_GRID
+
+ARTIFACTS_DIR = Path(__file__).resolve().parent / "artifacts"
+RECORDS_FILE = "sweep_records.parquet"
+ARTIFACT_FILE = "meta_learner.skops"
+
+# 8 variants: 4 corpora, sizes 170 / 500 / ~1,900 / 2,000 training examples, one regression task.
+KB_VARIANTS = (
+    "rt_polarity_200",
+    "rotten_tomatoes@500",
+    "rotten_tomatoes@2000",
+    "tweet_sentiment@500",
+    "tweet_sentiment@2000",
+    "bbc_news@500",
+    "bbc_news",
+    "tweet_confidence@500",
+)
+KB_HELDOUT = "bbc_pair@500"  # a pair task in no sweep: the held-out check trains on it
+KB_STUDENT_LAYERS = (1, 2)
+KB_TEACHER = "minilm-l6"
+KB_BUDGET_PER_VARIANT = 20  # pipelines per (variant, student): 8 x 2 x 20 = 320 runs
+KB_SEED = 0
+# Short sequences and a raised learning rate so three epochs on CPU separate the pipelines.
+KB_TRAINING = TrainingConfig(epochs=3, batch_size=32, max_length=48, learning_rate=1e-4, seed=42)
+KB_TEACHER_TRAINING = TeacherTrainingConfig(epochs=3, batch_size=32, max_length=48, seed=42)
+
+
+def kb_students(layers: Iterable[int] = KB_STUDENT_LAYERS) -> list[StudentSpec]:
+    """Students derived from the teacher by keeping ``n`` evenly spaced layers."""
+    return [StudentSpec(num_layers=n) for n in layers]
+
+
+def run_key_of(record: SweepRecord) -> str | None:
+    """The run key a record carries in ``raw`` (None for records from elsewhere)."""
+    key = record.raw.get("run_key")
+    return str(key) if key else None
+
+
+def read_kb_records(path: str | Path) -> list[SweepRecord]:
+    """The records file, or an empty list when it does not exist yet."""
+    path = Path(path)
+    return read_records(path) if path.is_file() else []
+
+
+def append_records(path: str | Path, new: Sequence[SweepRecord]) -> int:
+    """Append ``new`` to a records file, skipping run keys it holds already; atomic rewrite.
+
+    The file is small (hundreds of rows), so rewriting it keeps it one valid Parquet file at
+    every moment: a process killed mid-write leaves the previous version.
+
+    Returns:
+        How many records were added.
+    """
+    path = Path(path)
+    records = read_kb_records(path)
+    known = {run_key_of(r) for r in records} - {None}
+    added = [r for r in new if run_key_of(r) is None or run_key_of(r) not in known]
+    if not added:
+        return 0
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}{path.suffix}")
+    write_records([*records, *added], tmp)
+    os.replace(tmp, path)
+    return len(added)
+
+
+def training_of(records: Sequence[SweepRecord]) -> TrainingConfig:
+    """The most common training settings of the records (the knowledge base uses one).
+
+    Raises:
+        ValueError: No record has a KD config.
+    """
+    counts = Counter(r.kd_config.training for r in records if r.kd_config is not None)
+    if not counts:
+        raise ValueError("no record has a KD config")
+    return counts.most_common(1)[0][0]
+
+
+def fit_knowledge_base(
+    records_path: str | Path,
+    artifact_path: str | Path,
+    *,
+    evaluate: bool = True,
+    grid: SearchGrid = SWEEP_GRID,
+    max_iter: int = 200,
+    progress: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
+    """Fit the meta-learner on the records file and save it with its sidecar.
+
+    The learner ranks the sweep grid (every runnable component), and the sidecar's records digest
+    is computed from the records exactly as read back from the file.
+
+    Args:
+        records_path: The knowledge base's records (Parquet).
+        artifact_path: Where the ``.skops`` artifact goes.
+        evaluate: Store a leave-one-dataset-out summary (when there are two or more datasets): the
+            mean pick quality per method and the group counts, without the per-group rows.
+        grid: Candidate grid of the recommendations.
+        max_iter: Boosting iterations.
+        progress: Called with a line per evaluation fold.
+
+    Returns:
+        ``n_records``, ``n_datasets``, ``records_digest`` and ``evaluation`` (or None).
+
+    Raises:
+        FileNotFoundError, ValueError: No records file, or records that cannot be fitted.
+    """
+    from recommender.evaluation import leave_one_dataset_out
+    from recommender.learner import MetaLearner
+    from recommender.persistence import save_meta_learner
+
+    records = read_records(records_path)
+    learner = MetaLearner(grid=grid, max_iter=max_iter)
+    datasets = {r.dataset_id for r in records}
+    evaluation = None
+    if evaluate and len(datasets) >= 2:
+        loo = leave_one_dataset_out(records, learner=learner, progress=progress)
+        evaluation = {k: loo[k] for k in ("n_records", "n_datasets", "n_groups", "min_configs", "summary")}
+    learner.fit(records)
+    save_meta_learner(learner, artifact_path, records=records, evaluation=evaluation)
+    deflate(artifact_path)
+    return {
+        "n_records": len(records),
+        "n_datasets": len(datasets),
+        "records_digest": records_digest(records),
+        "evaluation": evaluation,
+    }
+
+
+def deflate(path: str | Path) -> Path:
+    """Rewrite a zip file (a skops artifact) with DEFLATE compression, atomically.
+
+    skops stores its arrays uncompressed; the tree arrays compress about 4-fold, which keeps the
+    committed artifact small. Readers see the same members either way.
+    """
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    with (
+        zipfile.ZipFile(path) as src,
+        zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED, compresslevel=9) as dst,
+    ):
+        for info in src.infolist():
+            dst.writestr(info.filename, src.read(info))
+    os.replace(tmp, path)
+    return path
+
+
+def kb_base_config(training: TrainingConfig = KB_TRAINING) -> KDConfig:
+    """The base of every knowledge-base pipeline: default weights, the KB training settings."""
+    return KDConfig(training=training)
