@@ -183,6 +183,7 @@ class MetaLearnerService:
             NotEnoughRecordsError: Fewer than ``min_records`` usable records.
         """
         from recommender import MetaLearner, leave_one_dataset_out, records_digest, save_meta_learner
+        from recommender.sweep import SWEEP_GRID  # the full runnable space, as the shipped artifact uses
 
         self._limit_threads()
         with self._refit_lock:
@@ -193,10 +194,10 @@ class MetaLearnerService:
                     f"refitting needs at least {need} sweep records with a ratio and a KD config; "
                     f"have {len(records)}"
                 )
-            learner = MetaLearner().fit(records)
+            learner = MetaLearner(grid=SWEEP_GRID).fit(records)
             evaluation = None
             if evaluate and len({r.dataset_id for r in records}) >= 2:
-                evaluation = leave_one_dataset_out(records, learner=MetaLearner())
+                evaluation = leave_one_dataset_out(records, learner=MetaLearner(grid=SWEEP_GRID))
             path = self.settings.meta_learners_dir / f"meta-learner-{uuid.uuid4().hex[:12]}.skops"
             save_meta_learner(learner, path, records=records, evaluation=evaluation)
             version = self.store.meta_learners.add(
