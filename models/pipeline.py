@@ -45,7 +45,9 @@ def _file_digest(path: Path) -> str:
 def model_digest(folder: Path) -> str:
     """Content digest of a model folder (config and weight files)."""
     h = hashlib.sha256()
-    for name in sorted(p.name for p in folder.iterdir() if p.suffix in (".json", ".safetensors", ".bin", ".txt")):
+    for name in sorted(
+        p.name for p in folder.iterdir() if p.suffix in (".json", ".safetensors", ".bin", ".txt")
+    ):
         h.update(name.encode())
         h.update(_file_digest(folder / name).encode())
     return h.hexdigest()[:20]
@@ -70,8 +72,14 @@ def _quiet_transformers() -> None:
     transformers.logging.disable_progress_bar()
 
 
-def prepare_teacher(spec: DistillSpec, dataset, *, cache_dir: Path, device, progress=None,
-                    show_progress: bool = False) -> tuple[Path, dict]:
+def hard_label_config(training: TrainingConfig) -> KDConfig:
+    """Plain fine-tuning on hard labels (teacher fine-tuning and the no-KD baseline)."""
+    return KDConfig(weights=LossWeights(kd=0.0, intermediate=0.0, hard=1.0), training=training)
+
+
+def prepare_teacher(
+    spec: DistillSpec, dataset, *, cache_dir: Path, device, progress=None, show_progress: bool = False
+) -> tuple[Path, dict]:
     """Return a teacher folder with a head for this task, fine-tuning (and caching) it when needed.
 
     The cache key covers the dataset content, the base model's content and the fine-tuning settings,
@@ -82,32 +90,54 @@ def prepare_teacher(spec: DistillSpec, dataset, *, cache_dir: Path, device, prog
     if has_task_head(base, dataset.label_names, dataset.task_kind):
         return base, {"fine_tuned": False, "source": str(base)}
     tt = spec.teacher_training
-    key = hashlib.sha256("|".join([dataset.digest(), model_digest(base), tt.model_dump_json(),
-                                   FINETUNE_VERSION]).encode()).hexdigest()[:24]
+    key = hashlib.sha256(
+        "|".join([dataset.digest(), model_digest(base), tt.model_dump_json(), FINETUNE_VERSION]).encode()
+    ).hexdigest()[:24]
     folder = cache_dir / "teachers" / key
     info_file = folder / "teacher_info.json"
     if info_file.is_file():
         info = json.loads(info_file.read_text())
         return folder, {**info, "cached": True}
-    config = KDConfig(
-        weights=LossWeights(kd=0.0, intermediate=0.0, hard=1.0),
-        training=TrainingConfig(epochs=tt.epochs, learning_rate=tt.learning_rate, batch_size=tt.batch_size,
-                                max_length=tt.max_length, seed=tt.seed),
+    config = hard_label_config(
+        TrainingConfig(
+            epochs=tt.epochs,
+            learning_rate=tt.learning_rate,
+            batch_size=tt.batch_size,
+            max_length=tt.max_length,
+            seed=tt.seed,
+        )
     )
     tokenizer = load_tokenizer(base)
     model = load_classifier(base, dataset.label_names, dataset.task_kind)
     work = cache_dir / "teachers" / f"{key}.work"
-    trainer = KDTrainer(student=model, teacher=None, config=config, task_kind=dataset.task_kind,
-                        label_names=dataset.label_names, tokenizer=tokenizer, workdir=work, device=device,
-                        progress=progress, stage="teacher", show_progress=show_progress)
+    trainer = KDTrainer(
+        student=model,
+        teacher=None,
+        config=config,
+        task_kind=dataset.task_kind,
+        label_names=dataset.label_names,
+        tokenizer=tokenizer,
+        workdir=work,
+        device=device,
+        progress=progress,
+        stage="teacher",
+        show_progress=show_progress,
+    )
     result = trainer.fit(dataset.train, dataset.dev, resume=True)
     tmp = folder.with_suffix(".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     model.save_pretrained(tmp)
     tokenizer.save_pretrained(tmp)
-    info = {"fine_tuned": True, "base": spec.teacher, "dev_metrics": result.best_metrics,
-            "dev_score": result.best_score, "epochs": tt.epochs, "wall_time_s": result.wall_time_s,
-            "history": result.history, "key": key}
+    info = {
+        "fine_tuned": True,
+        "base": spec.teacher,
+        "dev_metrics": result.best_metrics,
+        "dev_score": result.best_score,
+        "epochs": tt.epochs,
+        "wall_time_s": result.wall_time_s,
+        "history": result.history,
+        "key": key,
+    }
     (tmp / "teacher_info.json").write_text(json.dumps(info, indent=2))
     shutil.rmtree(folder, ignore_errors=True)
     tmp.rename(folder)
@@ -115,10 +145,17 @@ def prepare_teacher(spec: DistillSpec, dataset, *, cache_dir: Path, device, prog
     return folder, {**info, "cached": False}
 
 
-def run_distillation(spec: DistillSpec, out_dir: str | Path, *, progress: Callable[[dict], None] | None = None,
-                     should_stop: Callable[[], bool] | None = None, resume: bool = False,
-                     cache_dir: str | Path | None = None, device: str | None = None,
-                     show_progress: bool = False) -> dict:
+def run_distillation(
+    spec: DistillSpec,
+    out_dir: str | Path,
+    *,
+    progress: Callable[[dict], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+    resume: bool = False,
+    cache_dir: str | Path | None = None,
+    device: str | None = None,
+    show_progress: bool = False,
+) -> dict:
     """Distil ``spec.teacher`` into ``spec.student`` on ``spec.dataset``; write and return the report.
 
     Writes ``out_dir/report.json``, ``out_dir/learning_curves.png``, ``out_dir/student/`` (a Hugging
@@ -138,37 +175,65 @@ def run_distillation(spec: DistillSpec, out_dir: str | Path, *, progress: Callab
     cfg = spec.kd_config
     dataset = load_dataset(spec.dataset, **spec.dataset_options)
     check_compatible(cfg, task_kind=dataset.task_kind)
-    teacher_dir, teacher_info = prepare_teacher(spec, dataset, cache_dir=cache, device=dev, progress=progress,
-                                                show_progress=show_progress)
+    teacher_dir, teacher_info = prepare_teacher(
+        spec, dataset, cache_dir=cache, device=dev, progress=progress, show_progress=show_progress
+    )
     attn = cfg.intermediate.loss == "att_mse"
     teacher = load_classifier(teacher_dir, dataset.label_names, dataset.task_kind, attn_eager=attn)
     t_tok = load_tokenizer(teacher_dir)
-    student = build_student(spec.student, teacher, t_tok, dataset.label_names, dataset.task_kind, attn_eager=attn)
+    student = build_student(
+        spec.student, teacher, t_tok, dataset.label_names, dataset.task_kind, attn_eager=attn
+    )
     t_desc = describe_model(spec.teacher, teacher, t_tok)
     s_desc = describe_model(spec.student.describe(), student.model, student.tokenizer)
     check_compatible(cfg, task_kind=dataset.task_kind, teacher=t_desc, student=s_desc)
     out.mkdir(parents=True, exist_ok=True)  # only once every input is validated: bad input writes nothing
-    trainer = KDTrainer(student=student.model, teacher=teacher, config=cfg, task_kind=dataset.task_kind,
-                        label_names=dataset.label_names, tokenizer=student.tokenizer, workdir=out / "checkpoint",
-                        device=dev, progress=progress, should_stop=should_stop,
-                        augment_resources=_augment_resources(cfg, teacher, t_tok, dev), show_progress=show_progress)
+    trainer = KDTrainer(
+        student=student.model,
+        teacher=teacher,
+        config=cfg,
+        task_kind=dataset.task_kind,
+        label_names=dataset.label_names,
+        tokenizer=student.tokenizer,
+        workdir=out / "checkpoint",
+        device=dev,
+        progress=progress,
+        should_stop=should_stop,
+        augment_resources=_augment_resources(cfg, teacher, t_tok, dev),
+        show_progress=show_progress,
+    )
     teacher_metrics = teacher_info.get("dev_metrics") or trainer.evaluate(
-        teacher, encode_examples(dataset.dev, t_tok, cfg.training.max_length, dataset.label_names,
-                                 dataset.task_kind))
+        teacher,
+        encode_examples(dataset.dev, t_tok, cfg.training.max_length, dataset.label_names, dataset.task_kind),
+    )
     result = trainer.fit(dataset.train, dataset.dev, resume=resume)
     histories = {"kd": result.history}
     if teacher_info.get("history"):
         histories = {"teacher": teacher_info["history"], **histories}
     baseline = None
     if spec.train_no_kd_baseline:
-        baseline = _no_kd_baseline(spec, dataset, teacher, t_tok, out, dev, progress, should_stop, resume,
-                                   show_progress)
+        baseline = _no_kd_baseline(
+            spec, dataset, teacher, t_tok, out, dev, progress, should_stop, resume, show_progress
+        )
         histories["no_kd"] = baseline["history"]
     student.model.save_pretrained(out / "student")
     student.tokenizer.save_pretrained(out / "student")
     metric = primary_metric(dataset.task_kind)
-    report = _report(spec, dataset, metric, teacher_metrics, {**teacher_info, "path": teacher_dir}, result,
-                     baseline, t_desc, s_desc, (teacher, t_tok), student, t0, dev)
+    report = _report(
+        spec,
+        dataset,
+        metric,
+        teacher_metrics,
+        {**teacher_info, "path": teacher_dir},
+        result,
+        baseline,
+        t_desc,
+        s_desc,
+        (teacher, t_tok),
+        student,
+        t0,
+        dev,
+    )
     plot_learning_curves(histories, metric, out / "learning_curves.png")
     (out / "report.json").write_text(json.dumps(report, indent=2, default=str))
     return report
@@ -182,28 +247,57 @@ def _augment_resources(cfg: KDConfig, teacher, tokenizer, device):
     aug = cfg.augmentation
     return AugmentResources(
         embedding_matrix=teacher.get_input_embeddings().weight.detach().cpu(),
-        tokenizer=tokenizer, mlm_model=aug.mlm_model, translation_models=aug.translation_models,
+        tokenizer=tokenizer,
+        mlm_model=aug.mlm_model,
+        translation_models=aug.translation_models,
         device=str(device),
     )
 
 
 def _no_kd_baseline(spec, dataset, teacher, t_tok, out, dev, progress, should_stop, resume, show_progress):
     """The same student trained on hard labels only, same budget, no augmentation or mixup."""
-    cfg = KDConfig(weights=LossWeights(kd=0.0, intermediate=0.0, hard=1.0), training=spec.kd_config.training)
+    cfg = hard_label_config(spec.kd_config.training)
     student = build_student(spec.student, teacher, t_tok, dataset.label_names, dataset.task_kind)
-    trainer = KDTrainer(student=student.model, teacher=None, config=cfg, task_kind=dataset.task_kind,
-                        label_names=dataset.label_names, tokenizer=student.tokenizer,
-                        workdir=out / "checkpoint_no_kd", device=dev, progress=progress, should_stop=should_stop,
-                        stage="no_kd", show_progress=show_progress)
+    trainer = KDTrainer(
+        student=student.model,
+        teacher=None,
+        config=cfg,
+        task_kind=dataset.task_kind,
+        label_names=dataset.label_names,
+        tokenizer=student.tokenizer,
+        workdir=out / "checkpoint_no_kd",
+        device=dev,
+        progress=progress,
+        should_stop=should_stop,
+        stage="no_kd",
+        show_progress=show_progress,
+    )
     res = trainer.fit(dataset.train, dataset.dev, resume=resume)
     student.model.save_pretrained(out / "student_no_kd")
     student.tokenizer.save_pretrained(out / "student_no_kd")
-    return {"score": res.best_score, "metrics": res.best_metrics, "history": res.history,
-            "wall_time_s": res.wall_time_s}
+    return {
+        "score": res.best_score,
+        "metrics": res.best_metrics,
+        "history": res.history,
+        "wall_time_s": res.wall_time_s,
+    }
 
 
-def _report(spec, dataset, metric, teacher_metrics, teacher_info, result, baseline, t_desc, s_desc,
-            teacher_and_tokenizer, student, t0, dev) -> dict:
+def _report(
+    spec,
+    dataset,
+    metric,
+    teacher_metrics,
+    teacher_info,
+    result,
+    baseline,
+    t_desc,
+    s_desc,
+    teacher_and_tokenizer,
+    student,
+    t0,
+    dev,
+) -> dict:
     teacher, t_tok = teacher_and_tokenizer
     teacher_path = teacher_info.pop("path")
     teacher_score = teacher_metrics[metric]
@@ -211,13 +305,22 @@ def _report(spec, dataset, metric, teacher_metrics, teacher_info, result, baseli
     max_len = spec.kd_config.training.max_length
     latency = {}
     if spec.measure_latency:
-        latency = {"teacher_ms_per_example": cpu_latency_ms(teacher, t_tok, texts, max_len),
-                   "student_ms_per_example": cpu_latency_ms(student.model, student.tokenizer, texts, max_len)}
+        latency = {
+            "teacher_ms_per_example": cpu_latency_ms(teacher, t_tok, texts, max_len),
+            "student_ms_per_example": cpu_latency_ms(student.model, student.tokenizer, texts, max_len),
+        }
         latency["speedup"] = latency["teacher_ms_per_example"] / latency["student_ms_per_example"]
     return {
-        "dataset": {"name": dataset.name, "task_kind": dataset.task_kind, "is_pair": dataset.is_pair,
-                    "label_names": list(dataset.label_names), "n_train": len(dataset.train),
-                    "n_dev": len(dataset.dev), "digest": dataset.digest(), "split": "dev"},
+        "dataset": {
+            "name": dataset.name,
+            "task_kind": dataset.task_kind,
+            "is_pair": dataset.is_pair,
+            "label_names": list(dataset.label_names),
+            "n_train": len(dataset.train),
+            "n_dev": len(dataset.dev),
+            "digest": dataset.digest(),
+            "split": "dev",
+        },
         "spec": spec.model_dump(mode="json"),
         "kd_config": spec.kd_config.model_dump(mode="json"),
         "pipeline_key": spec.kd_config.pipeline_key(),
@@ -227,8 +330,12 @@ def _report(spec, dataset, metric, teacher_metrics, teacher_info, result, baseli
         "teacher_metrics": teacher_metrics,
         "teacher_fine_tuning": {k: v for k, v in teacher_info.items() if k != "history"},
         "teacher_path": str(teacher_path),
-        "artifacts": {"student": "student", "no_kd_student": "student_no_kd" if baseline else None,
-                      "learning_curves": "learning_curves.png", "checkpoint": "checkpoint"},
+        "artifacts": {
+            "student": "student",
+            "no_kd_student": "student_no_kd" if baseline else None,
+            "learning_curves": "learning_curves.png",
+            "checkpoint": "checkpoint",
+        },
         "student_score": result.best_score,
         "student_metrics": result.best_metrics,
         "best_epoch": result.best_epoch,
