@@ -120,18 +120,31 @@ def list_artifacts(services: ServicesDep, job_id: str) -> ArtifactsPublic:
     return ArtifactsPublic(data=data, count=len(data))
 
 
+MEDIA_TYPES = {"json": "application/json", "png": "image/png", "html": "text/html; charset=utf-8"}
+
+
 @router.get(
     "/{job_id}/artifacts/{name}",
     response_class=FileResponse,
     responses={200: {"content": {"application/octet-stream": {}}}, **errors(404, 409)},
 )
 def get_artifact(services: ServicesDep, job_id: str, name: ArtifactName) -> FileResponse:
-    """``report.json``, ``learning_curves.png`` or ``student.tar.gz`` (the student model folder)."""
+    """One artifact of a succeeded job.
+
+    ``report.json`` (the training report), ``learning_curves.png``, ``student.tar.gz`` (the student
+    as a Hugging Face folder), ``report_card.html`` (self-contained, opens in the browser) and
+    ``report_card.json``, ``export.json`` (export and verification record) and
+    ``student_onnx.tar.gz`` (the verified ONNX and int8 ONNX models with tokenizer and labels).
+    """
     job = services.jobs.get(job_id)
     if job.status != JobStatus.SUCCEEDED:
         raise ArtifactNotReadyError(f"job {job_id} is {job.status.value}; artifacts come with success")
     path = services.artifacts.path(job_id, name)
-    media = {"report.json": "application/json", "learning_curves.png": "image/png"}.get(
-        name, "application/gzip"
+    media = MEDIA_TYPES.get(name.rsplit(".", 1)[-1], "application/gzip")
+    inline = name.endswith((".html", ".json", ".png"))
+    return FileResponse(
+        path,
+        media_type=media,
+        filename=f"{job_id}-{name}",
+        content_disposition_type="inline" if inline else "attachment",
     )
-    return FileResponse(path, media_type=media, filename=f"{job_id}-{name}")

@@ -64,7 +64,7 @@ def run_distill_job(ctx: RunContext) -> dict[str, Any]:
     if ctx.request.threads:
         torch.set_num_threads(ctx.request.threads)
     spec = DistillSpec.model_validate(ctx.request.payload["spec"])
-    return run_distillation(
+    report = run_distillation(
         spec,
         ctx.out_dir,
         progress=ctx.progress,
@@ -72,3 +72,25 @@ def run_distill_job(ctx: RunContext) -> dict[str, Any]:
         resume=ctx.request.resume,
         cache_dir=ctx.request.cache_dir,
     )
+    return deliver_if_asked(ctx, report)
+
+
+def deliver_if_asked(ctx: RunContext, report: dict[str, Any], **engine: Any) -> dict[str, Any]:
+    """Export the student and build the report card unless the job was submitted with ``deliver: false``.
+
+    ``engine`` may replace the exporter and card builder (``export=``, ``report_card=``), for tests.
+    """
+    from app.jobs.deliver import deliver, recommendation_of
+
+    payload = ctx.request.payload
+    if not payload.get("deliver", False):  # jobs queued before delivery existed keep their behaviour
+        report["deliverable"] = {"status": "skipped", "offered": ["hf"], "report_card": False}
+        return report
+    report["deliverable"] = deliver(
+        ctx.out_dir,
+        report,
+        recommendation=recommendation_of(payload),
+        progress=ctx.progress,
+        **engine,
+    )
+    return report

@@ -10,8 +10,24 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from app.domain import Job, JobEvent, JobStatus
 from models.config import KDConfig, StudentSpec, TeacherTrainingConfig, TrainingConfig
 
-ARTIFACT_NAMES = ("report.json", "learning_curves.png", "student.tar.gz")
-ArtifactName = Literal["report.json", "learning_curves.png", "student.tar.gz"]
+ARTIFACT_NAMES = (
+    "report.json",
+    "learning_curves.png",
+    "student.tar.gz",
+    "report_card.html",
+    "report_card.json",
+    "export.json",
+    "student_onnx.tar.gz",
+)
+ArtifactName = Literal[
+    "report.json",
+    "learning_curves.png",
+    "student.tar.gz",
+    "report_card.html",
+    "report_card.json",
+    "export.json",
+    "student_onnx.tar.gz",
+]
 METRIC_KEYS = (
     "metric",
     "student_score",
@@ -49,6 +65,11 @@ class JobCreate(BaseModel):
     teacher_training: TeacherTrainingConfig = TeacherTrainingConfig()
     train_no_kd_baseline: bool = False
     measure_latency: bool = True
+    deliver: bool = Field(
+        True,
+        description="after training, export the student to ONNX and dynamic-int8 ONNX (each verified on "
+        "the dev set) and build the report card; false skips both (recorded as skipped)",
+    )
     resources: ResourcesIn = ResourcesIn()
     idempotency_key: str | None = Field(None, min_length=1, max_length=200, pattern=r"^[A-Za-z0-9._:\-]+$")
 
@@ -66,6 +87,16 @@ class JobCreate(BaseModel):
 class JobError(BaseModel):
     code: str
     message: str | None
+
+
+class DeliverablePublic(BaseModel):
+    """The deliverable student: export and report card, made after training."""
+
+    status: Literal["ready", "failed", "skipped"]
+    offered: list[str] = Field(description="variants offered: hf, onnx, onnx_int8 (verified ones only)")
+    report_card: bool = Field(description="report_card.html/.json were written")
+    error: JobError | None = None
+    summary: dict[str, Any] | None = Field(None, description="the report card's headline numbers")
 
 
 class ResourcesPublic(BaseModel):
@@ -90,6 +121,9 @@ class JobPublic(BaseModel):
     progress: dict[str, Any] | None
     metrics: dict[str, Any] | None
     error: JobError | None
+    deliverable: DeliverablePublic | None = Field(
+        None, description="export and report card of a succeeded job; a failed export shows here"
+    )
     artifacts: list[str]
     created_at: datetime
     started_at: datetime | None
@@ -116,6 +150,9 @@ class JobPublic(BaseModel):
             progress=job.progress,
             metrics={k: result[k] for k in METRIC_KEYS if k in result} or None,
             error=JobError(code=job.error_code, message=job.error_message) if job.error_code else None,
+            deliverable=DeliverablePublic.model_validate(result["deliverable"])
+            if isinstance(result.get("deliverable"), dict)
+            else None,
             artifacts=artifacts,
             created_at=job.created_at,
             started_at=job.started_at,

@@ -59,6 +59,11 @@ class SweepCreate(BaseModel):
     training: TrainingConfig = Field(default_factory=TrainingConfig, description="settings of every run")
     teacher_training: TeacherTrainingConfig = TeacherTrainingConfig()
     resources: ResourcesIn = ResourcesIn()
+    deliver: bool = Field(
+        False,
+        description="export every run's student (ONNX + int8) and build its report card; off by default, "
+        "since sweep runs feed the history (autodistiller export RUN_DIR delivers one later)",
+    )
 
     def base_config(self) -> KDConfig:
         return KDConfig(training=self.training)

@@ -1,8 +1,11 @@
 """The job artifact store: one folder per job under ``<data_dir>/artifacts/jobs/<job id>/``.
 
 The engine writes ``report.json``, ``learning_curves.png``, ``student/`` and ``checkpoint/``
-there; the worker appends the job's log to ``job.log``. The student archive is built on first
-download (atomically: a temporary file renamed into place).
+there, then (unless the job skips delivery) ``export/`` (ONNX, int8 ONNX, tokenizer,
+``export.json``) and ``report_card.html``/``.json``; the worker appends the job's log to
+``job.log``. The archives (``student.tar.gz``: the Hugging Face folder; ``student_onnx.tar.gz``: the
+verified ONNX models with tokenizer and labels) are built on first download (atomically: a
+temporary file renamed into place).
 """
 
 from __future__ import annotations
@@ -17,6 +20,20 @@ from pathlib import Path
 from app.errors import ArtifactNotReadyError, NotFoundError
 from app.schemas.jobs import ARTIFACT_NAMES
 
+# Archives built on first download: artifact name -> (folder in the job directory, file it needs).
+ARCHIVES = {
+    "student.tar.gz": ("student", "config.json"),
+    "student_onnx.tar.gz": ("export", "model.onnx"),
+}
+# Plain files served as they are: artifact name -> path in the job directory.
+FILES = {
+    "report.json": "report.json",
+    "learning_curves.png": "learning_curves.png",
+    "report_card.html": "report_card.html",
+    "report_card.json": "report_card.json",
+    "export.json": "export/export.json",
+}
+
 
 class ArtifactStore:
     def __init__(self, root: Path) -> None:
@@ -30,15 +47,25 @@ class ArtifactStore:
         return self.job_dir(job_id) / "job.log"
 
     def available(self, job_id: str) -> list[str]:
-        """Names (of :data:`ARTIFACT_NAMES`) this job's folder can serve."""
+        """Names (of :data:`ARTIFACT_NAMES`) this job's folder can serve, in that order.
+
+        The ONNX archive holds only the variants that passed verification (a failed one is deleted
+        by the exporter), so it is offered whenever the fp32 model passed.
+        """
         folder = self.job_dir(job_id)
-        out = [n for n in ("report.json", "learning_curves.png") if (folder / n).is_file()]
-        if (folder / "student" / "config.json").is_file():
-            out.append("student.tar.gz")
+        out = []
+        for name in ARTIFACT_NAMES:
+            if name in FILES:
+                ok = (folder / FILES[name]).is_file()
+            else:
+                sub, needed = ARCHIVES[name]
+                ok = (folder / sub / needed).is_file()
+            if ok:
+                out.append(name)
         return out
 
     def path(self, job_id: str, name: str) -> Path:
-        """The file behind an artifact name, building the student archive on first use.
+        """The file behind an artifact name, building an archive on first use.
 
         Raises:
             NotFoundError: ``name`` is not an artifact name.
@@ -49,16 +76,17 @@ class ArtifactStore:
         if name not in self.available(job_id):
             raise ArtifactNotReadyError(f"job {job_id} has no {name} (yet)")
         folder = self.job_dir(job_id)
-        if name != "student.tar.gz":
-            return folder / name
-        archive = folder / "student.tar.gz"
+        if name in FILES:
+            return folder / FILES[name]
+        sub = ARCHIVES[name][0]
+        archive = folder / name
         with self._archive_lock:
             if not archive.is_file():
-                fd, tmp = tempfile.mkstemp(dir=folder, prefix=".student-", suffix=".tar.gz")
+                fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{sub}-", suffix=".tar.gz")
                 os.close(fd)
                 try:
                     with tarfile.open(tmp, "w:gz") as tar:
-                        tar.add(folder / "student", arcname="student")
+                        tar.add(folder / sub, arcname=name.removesuffix(".tar.gz"))
                     os.replace(tmp, archive)
                 except BaseException:
                     Path(tmp).unlink(missing_ok=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable
+from typing import Any
 
 from app.domain import Dataset, Job, JobEvent, JobStatus, Resources
 from app.errors import IdempotencyConflictError, InvalidRequestError
@@ -43,12 +44,12 @@ class JobService:
         self.artifacts = artifacts
         self.wake = wake
 
-    def _pipeline(self, req: JobCreate) -> tuple[KDConfig, str, StudentSpec]:
-        """The KD config, teacher and student, from the request or its recommendation."""
+    def _pipeline(self, req: JobCreate) -> tuple[KDConfig, str, StudentSpec, dict[str, Any] | None]:
+        """The KD config, teacher and student, from the request or its recommendation (and what it said)."""
         if req.recommendation_id is None:
             if req.kd_config is None:
                 raise InvalidRequestError("give kd_config or recommendation_id and rank")
-            return req.kd_config, req.teacher or DEFAULT_TEACHER, req.student or DEFAULT_STUDENT
+            return req.kd_config, req.teacher or DEFAULT_TEACHER, req.student or DEFAULT_STUDENT, None
         rec = self.store.recommendations.get(req.recommendation_id)
         if rec.dataset_id is not None and rec.dataset_id != req.dataset_id:
             raise InvalidRequestError(
@@ -68,10 +69,18 @@ class JobService:
         kd_config = KDConfig.from_dict(item["kd_config"])
         if req.training is not None:
             kd_config = kd_config.model_copy(update={"training": req.training})
-        return kd_config, teacher, student
+        source = {
+            "recommendation_id": rec.id,
+            "rank": req.rank,
+            "meta_learner_version": rec.meta_learner_version,
+            "predicted_ratio": item.get("predicted_ratio"),
+            "interval": item.get("interval"),
+            "explanation": item.get("explanation"),
+        }
+        return kd_config, teacher, student, source
 
-    def _spec(self, req: JobCreate, dataset: Dataset) -> DistillSpec:
-        kd_config, teacher_name, student = self._pipeline(req)
+    def _spec(self, req: JobCreate, dataset: Dataset) -> tuple[DistillSpec, dict[str, Any] | None]:
+        kd_config, teacher_name, student, source = self._pipeline(req)
         teacher = self.catalog.teacher(teacher_name)
         student, s_desc = self.catalog.student(student, teacher)
         kd_config = KDConfig.from_dict(
@@ -79,9 +88,9 @@ class JobService:
         )
         check_compatible(kd_config, task_kind=dataset.task_kind, teacher=teacher.descriptor, student=s_desc)
         self._check_available(kd_config)
-        source, options = self.datasets.loader_source(dataset)
-        return DistillSpec(
-            dataset=source,
+        data_source, options = self.datasets.loader_source(dataset)
+        spec = DistillSpec(
+            dataset=data_source,
             teacher=teacher.spec,
             student=student,
             kd_config=kd_config,
@@ -90,6 +99,7 @@ class JobService:
             measure_latency=req.measure_latency,
             dataset_options=options,
         )
+        return spec, source
 
     @staticmethod
     def _check_available(kd_config: KDConfig) -> None:
@@ -117,7 +127,7 @@ class JobService:
             if existing is not None:
                 return self._replay(existing, digest), False
         dataset = self.store.datasets.get(req.dataset_id)
-        spec = self._spec(req, dataset)
+        spec, recommendation = self._spec(req, dataset)
         budget = req.resources.time_budget_s or self.settings.limits.default_time_budget_s
         if budget > self.settings.limits.max_time_budget_s:
             raise InvalidRequestError(
@@ -129,6 +139,8 @@ class JobService:
                 "spec": spec.model_dump(mode="json"),
                 "teacher": req.teacher or spec.teacher,
                 "dataset_digest": dataset.digest,
+                "deliver": req.deliver,
+                "recommendation": recommendation,
             },
             resources=Resources(gpu=req.resources.gpu, time_budget_s=budget),
             max_attempts=self.settings.worker.max_attempts,

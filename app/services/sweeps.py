@@ -93,7 +93,12 @@ class SweepService:
         runs, datasets = self.plan(req)
         name = req.name or f"sweep of {len(runs)} runs"
         return self.submit(
-            runs, datasets, name=name, request=req.model_dump(mode="json"), resources=req.resources
+            runs,
+            datasets,
+            name=name,
+            request=req.model_dump(mode="json"),
+            resources=req.resources,
+            deliver=req.deliver,
         )
 
     def submit(
@@ -104,10 +109,13 @@ class SweepService:
         name: str,
         request: dict[str, Any],
         resources: ResourcesIn | None = None,
+        deliver: bool = False,
     ) -> Sweep:
         """Store a sweep of planned runs (``recommender.sweep.PlannedRun``), queueing what is missing.
 
-        Every job is validated like a ``POST /jobs`` request before it is queued.
+        Every job is validated like a ``POST /jobs`` request before it is queued. ``deliver``: export
+        each run's student and build its report card (off by default: sweep runs feed the history;
+        ``autodistiller export RUN_DIR`` delivers any of them later).
         """
         keys = [r.run_key for r in runs]
         if len(set(keys)) != len(keys):
@@ -124,7 +132,7 @@ class SweepService:
             elif run.run_key in recorded:
                 job_id = None
             else:
-                job_id = self._queue(run, dataset, resources or ResourcesIn())
+                job_id = self._queue(run, dataset, resources or ResourcesIn(), deliver)
                 queued += 1
             self.store.sweeps.add_run(
                 sweep.id,
@@ -137,7 +145,7 @@ class SweepService:
         log.info("sweep %s: %d runs, %d new jobs", sweep.id, len(runs), queued)
         return sweep
 
-    def _queue(self, run: PlannedRun, dataset: Dataset, resources: ResourcesIn) -> str:
+    def _queue(self, run: PlannedRun, dataset: Dataset, resources: ResourcesIn, deliver: bool) -> str:
         req = JobCreate(
             dataset_id=dataset.id,
             kd_config=run.kd_config,
@@ -145,6 +153,7 @@ class SweepService:
             student=run.group.student,
             teacher_training=run.teacher_training,
             resources=resources,
+            deliver=deliver,
         )
         job, _ = self.jobs.submit(req)
         return job.id

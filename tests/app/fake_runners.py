@@ -7,7 +7,11 @@ student folder. Its behaviour is chosen by the spec's training settings:
 
 - steps = ``kd_config.training.max_steps`` (default 3); each step sleeps ``0.05 * epochs`` s;
 - ``training.seed`` 13: raises a ``ConfigError``; 14: raises ``RuntimeError`` (a crash);
-  15: ignores ``should_stop`` (to test the kill after the grace period).
+  15: ignores ``should_stop`` (to test the kill after the grace period); 16: the export fails
+  verification of the int8 variant (the fp32 ONNX model is still offered).
+
+Delivery goes through the real ``deliver_if_asked`` with a stand-in exporter and card builder that
+write small files where the engine's would.
 """
 
 from __future__ import annotations
@@ -19,9 +23,9 @@ import time
 import zlib
 from typing import Any
 
-from app.jobs.runners import RunContext, Runner
+from app.jobs.runners import RunContext, Runner, deliver_if_asked
 from models.config import DistillSpec
-from models.errors import Cancelled, ConfigError
+from models.errors import Cancelled, ConfigError, ExportError
 from models.registry import Registry
 
 FAKE_RUNNERS: Registry[Runner] = Registry("job kind")
@@ -103,4 +107,34 @@ def fake_distill(ctx: RunContext) -> dict[str, Any]:
     }
     report["ratio"] = report["student_score"] / report["teacher_score"]
     (ctx.out_dir / "report.json").write_text(json.dumps(report))
-    return report
+    fail_int8 = training.seed == 16
+    return deliver_if_asked(
+        ctx,
+        report,
+        export=lambda run_dir: _fake_export(run_dir, fail_int8),
+        report_card=_fake_card,
+    )
+
+
+def _fake_export(run_dir, fail_int8: bool) -> dict[str, Any]:
+    out = run_dir / "export"
+    out.mkdir(exist_ok=True)
+    (out / "model.onnx").write_bytes(b"fake onnx")
+    offered = ["hf", "onnx"] if fail_int8 else ["hf", "onnx", "onnx_int8"]
+    record = {"status": "failed" if fail_int8 else "ok", "offered": offered}
+    if fail_int8:
+        record["error"] = "fake export: int8 agreement 0.80 below 0.95"
+    else:
+        (out / "model.int8.onnx").write_bytes(b"fake int8")
+    (out / "export.json").write_text(json.dumps(record))
+    if fail_int8:
+        raise ExportError(record["error"])
+    return record
+
+
+def _fake_card(run_dir, *, recommendation, speed) -> dict[str, Any]:
+    report = json.loads((run_dir / "report.json").read_text())
+    card = {"summary": {"ratio": report["ratio"]}, "recommendation": recommendation}
+    (run_dir / "report_card.json").write_text(json.dumps(card))
+    (run_dir / "report_card.html").write_text("<!doctype html><title>report card</title>")
+    return card

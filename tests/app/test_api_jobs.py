@@ -43,13 +43,23 @@ def test_job_runs_to_success_with_events_artifacts_and_sweep_record(api: Api) ->
     done = api.get(f"/jobs/{job['id']}").json()
     assert done["status"] == "succeeded" and done["attempts"] == 1 and done["error"] is None
     assert 0 < done["metrics"]["ratio"] < 1 and done["metrics"]["metric"] == "accuracy"
-    assert done["progress"]["step"] == 3
-    assert set(done["artifacts"]) == {"report.json", "learning_curves.png", "student.tar.gz"}
+    assert done["progress"]["stage"] == "report_card"  # the last stage: delivery follows training
+    assert done["artifacts"] == [
+        "report.json",
+        "learning_curves.png",
+        "student.tar.gz",
+        "report_card.html",
+        "report_card.json",
+        "export.json",
+        "student_onnx.tar.gz",
+    ]
+    assert done["deliverable"]["status"] == "ready" and done["deliverable"]["report_card"]
+    assert done["deliverable"]["offered"] == ["hf", "onnx", "onnx_int8"]
 
     events = _sse(api.get(f"/jobs/{job['id']}/events").text)
     statuses = [data["status"] for kind, data in events if kind == "status"]
     assert statuses == ["queued", "running", "succeeded"]
-    assert [d["step"] for k, d in events if k == "progress"] == [1, 2, 3]
+    assert [d["step"] for k, d in events if k == "progress" and d["stage"] == "kd"] == [1, 2, 3]
     assert events[-1] == ("end", {"status": "succeeded"})
     later = _sse(api.get(f"/jobs/{job['id']}/events", headers={"Last-Event-ID": "2"}).text)
     assert all(kind != "status" or data["status"] != "queued" for kind, data in later)
@@ -61,7 +71,17 @@ def test_job_runs_to_success_with_events_artifacts_and_sweep_record(api: Api) ->
     archive = api.get(f"/jobs/{job['id']}/artifacts/student.tar.gz")
     with tarfile.open(fileobj=io.BytesIO(archive.content)) as tar:
         assert "student/config.json" in tar.getnames()
-    assert api.get(f"/jobs/{job['id']}/artifacts").json()["count"] == 3
+    card = api.get(f"/jobs/{job['id']}/artifacts/report_card.html")
+    assert card.headers["content-type"].startswith("text/html")
+    assert card.headers["content-disposition"].startswith("inline") and "report card" in card.text
+    onnx = api.get(f"/jobs/{job['id']}/artifacts/student_onnx.tar.gz")
+    assert onnx.headers["content-disposition"].startswith("attachment")
+    with tarfile.open(fileobj=io.BytesIO(onnx.content)) as tar:
+        assert {"student_onnx/model.onnx", "student_onnx/model.int8.onnx"} <= set(tar.getnames())
+    assert api.get(f"/jobs/{job['id']}/artifacts/export.json").json()["status"] == "ok"
+    assert api.get(f"/jobs/{job['id']}/artifacts").json()["count"] == 7
+    stages = [d.get("stage") for k, d in events if k == "progress"]
+    assert stages[-2:] == ["export", "report_card"]
 
     records = api.get("/sweep-records", params={"job_id": job["id"]}).json()
     assert records["count"] == 1
@@ -101,6 +121,57 @@ def test_job_from_a_recommendation(api: Api) -> None:
     assert override.status_code == 422
     neither = api.post("/jobs", json={"dataset_id": dataset["id"]})
     assert neither.status_code == 422 and neither.json()["error"]["code"] == "validation_error"
+
+
+def test_job_from_a_recommendation_records_it_in_the_report(api: Api) -> None:
+    dataset = api.builtin_dataset()
+    rec = api.post("/recommend", json={"dataset_id": dataset["id"], "k": 2}).json()
+    job = api.post(
+        "/jobs", json={"dataset_id": dataset["id"], "recommendation_id": rec["id"], "rank": 2}
+    ).json()
+    api.drain()
+    report = api.get(f"/jobs/{job['id']}/artifacts/report.json").json()
+    source = report["recommendation"]
+    assert source["recommendation_id"] == rec["id"] and source["rank"] == 2
+    assert source["meta_learner_version"] == rec["meta_learner_version"]
+    assert source["predicted_ratio"] == rec["items"][1]["predicted_ratio"]
+    card = api.get(f"/jobs/{job['id']}/artifacts/report_card.json").json()
+    assert card["recommendation"] == source
+
+
+def test_a_failed_export_is_reported_on_the_job(api: Api) -> None:
+    dataset = api.builtin_dataset()
+    body = {"training": {**FAST["training"], "seed": 16}}
+    job = api.post(
+        "/jobs", json={"dataset_id": dataset["id"], "kd_config": body, "student": {"num_layers": 1}}
+    ).json()
+    api.drain()
+    done = api.get(f"/jobs/{job['id']}").json()
+    # the student was trained: the job succeeds, and its deliverable says what failed
+    assert done["status"] == "succeeded" and done["error"] is None
+    deliverable = done["deliverable"]
+    assert deliverable["status"] == "failed" and deliverable["error"]["code"] == "export_failed"
+    assert "int8 agreement" in deliverable["error"]["message"]
+    assert deliverable["offered"] == ["hf", "onnx"] and deliverable["report_card"]
+    assert "student_onnx.tar.gz" in done["artifacts"] and "report_card.html" in done["artifacts"]
+    onnx = api.get(f"/jobs/{job['id']}/artifacts/student_onnx.tar.gz")
+    with tarfile.open(fileobj=io.BytesIO(onnx.content)) as tar:
+        names = set(tar.getnames())
+    assert "student_onnx/model.onnx" in names and "student_onnx/model.int8.onnx" not in names
+    events = api.get(f"/jobs/{job['id']}/events").text
+    assert "export_failed" in events
+    assert api.get(f"/jobs/{job['id']}/artifacts/export.json").json()["status"] == "failed"
+
+
+def test_delivery_can_be_skipped_and_says_so(api: Api) -> None:
+    dataset = api.builtin_dataset()
+    job = _submit(api, dataset["id"], deliver=False).json()
+    api.drain()
+    done = api.get(f"/jobs/{job['id']}").json()
+    assert done["status"] == "succeeded" and done["deliverable"]["status"] == "skipped"
+    assert done["artifacts"] == ["report.json", "learning_curves.png", "student.tar.gz"]
+    missing = api.get(f"/jobs/{job['id']}/artifacts/report_card.html")
+    assert missing.status_code == 409
 
 
 def test_idempotent_resubmission(api: Api) -> None:

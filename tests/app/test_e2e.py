@@ -192,6 +192,23 @@ def test_upload_recommend_distill_follow_download_record(server: Server) -> None
             names = set(tar.getnames())
         assert "student/config.json" in names and "student/model.safetensors" in names
         report = client.get(f"/jobs/{job['id']}/artifacts/report.json").json()
+        assert report["recommendation"]["recommendation_id"] == recommendation["id"]
+
+        # the deliverable: verified ONNX + int8 and the report card, made by the real engine
+        deliverable = done["deliverable"]
+        assert deliverable["status"] == "ready", deliverable
+        assert deliverable["offered"] == ["hf", "onnx", "onnx_int8"] and deliverable["report_card"]
+        assert deliverable["summary"]["ratio"] is not None
+        onnx = client.get(f"/jobs/{job['id']}/artifacts/student_onnx.tar.gz")
+        with tarfile.open(fileobj=io.BytesIO(onnx.content)) as tar:
+            names = set(tar.getnames())
+        assert {"student_onnx/model.onnx", "student_onnx/model.int8.onnx"} <= names
+        export = client.get(f"/jobs/{job['id']}/artifacts/export.json").json()
+        assert export["verified"] and export["verification"]["variants"]["onnx_int8"]["passed"]
+        card = client.get(f"/jobs/{job['id']}/artifacts/report_card.json").json()
+        assert card["recommendation"]["rank"] == 1 and card["models"]["student_int8"]["available"]
+        html = client.get(f"/jobs/{job['id']}/artifacts/report_card.html")
+        assert html.headers["content-type"].startswith("text/html") and "<script src" not in html.text
 
         records = client.get("/sweep-records", params={"job_id": job["id"]}).json()
         assert records["count"] == 1

@@ -7,6 +7,7 @@ bind to the loopback interface there, and all of its processes end with the name
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -21,7 +22,10 @@ from tests.app.test_worker_local import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 
-pytestmark = [pytest.mark.ray, pytest.mark.slow]  # opt in: -m slow (a Ray head start can take minutes on a loaded 2-core machine)
+pytestmark = [
+    pytest.mark.ray,
+    pytest.mark.slow,
+]  # opt in: -m slow (a Ray head start can take minutes on a loaded 2-core machine)
 
 
 def _free_port() -> int:
@@ -88,7 +92,8 @@ def test_ray_executor_runs_mirrors_and_cancels(api: Api, tmp_path: Path) -> None
         )
         assert done["status"] == "succeeded", (tmp_path / "ray.log").read_text()[-3000:]
         assert "(ray)" in api.get(f"/jobs/{quick['id']}/events").text  # ran on the Ray backend
-        assert done["progress"]["step"] == 5 and done["metrics"]["ratio"] > 0
+        assert done["metrics"]["ratio"] > 0 and done["deliverable"]["status"] == "ready"
+        assert re.search(r'"step": ?5\b', api.get(f"/jobs/{quick['id']}/events").text)  # every step ran
         assert api.get("/sweep-records", params={"job_id": quick["id"]}).json()["count"] == 1
         wait_for(
             lambda: (api.get(f"/jobs/{slow['id']}").json().get("progress") or {}).get("step", 0) >= 3,
