@@ -193,7 +193,12 @@ def build(
         batch_size=batch_size or training.batch_size,
         learning_rate=learning_rate or training.learning_rate,
         train_seed=training.seed,
-        teacher_epochs=teacher_epochs or teacher_training.epochs,
+        teacher_training=teacher_training.model_copy(
+            update={
+                "epochs": teacher_epochs or teacher_training.epochs,
+                "max_length": max_length or teacher_training.max_length,
+            }
+        ),
     )
     services = local_services(_work_dir(data_dir), executor=executor, embeddings=embeddings, own_store=True)
     try:

@@ -36,7 +36,7 @@ def run_heldout(
     from app.jobs.runners import RUNNERS
     from app.services.meta_features import with_teacher
     from app.services.sweep_worker import run_sweep_locally
-    from models.config import KDConfig, TeacherTrainingConfig
+    from models.config import KDConfig
     from models.errors import AutoDistillerError
     from recommender import ArtifactError, load_meta_learner, read_records
     from recommender import sweep_kb as kb
@@ -53,10 +53,11 @@ def run_heldout(
     if name in {r.dataset_id.split(":")[0] for r in history}:
         raise fail(f"{name} is in the history: the held-out check needs a variant in no sweep")
     training = kb.training_of(history)
-    tt = TeacherTrainingConfig(
-        epochs=teacher_epochs or kb.KB_TEACHER_TRAINING.epochs,
-        batch_size=training.batch_size,
-        max_length=training.max_length,
+    tt = kb.KB_TEACHER_TRAINING.model_copy(
+        update={
+            "epochs": teacher_epochs or kb.KB_TEACHER_TRAINING.epochs,
+            "max_length": training.max_length,
+        }
     )
     try:
         ds = services.sweeps.builtin_dataset(name)

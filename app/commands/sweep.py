@@ -151,8 +151,10 @@ def build_request(**kw: Any) -> Any:
         learning_rate=kw.pop("learning_rate"),
         seed=kw.pop("train_seed"),
     )
-    teacher_training = TeacherTrainingConfig(
-        epochs=kw.pop("teacher_epochs"), batch_size=kw.pop("batch_size"), max_length=kw.pop("max_length")
+    batch_size, max_length = kw.pop("batch_size"), kw.pop("max_length")
+    teacher_epochs, teacher_lr = kw.pop("teacher_epochs", None), kw.pop("teacher_learning_rate", 5e-5)
+    teacher_training = kw.pop("teacher_training", None) or TeacherTrainingConfig(
+        epochs=teacher_epochs, batch_size=batch_size, max_length=max_length, learning_rate=teacher_lr
     )
     try:
         return SweepCreate(training=training, teacher_training=teacher_training, **kw)
@@ -177,6 +179,7 @@ def sweep(
     learning_rate: Annotated[float, typer.Option()] = 5e-5,
     train_seed: Annotated[int, typer.Option(help="training seed of every run")] = 42,
     teacher_epochs: Annotated[int, typer.Option(help="epochs when the teacher needs fine-tuning")] = 3,
+    teacher_lr: Annotated[float, typer.Option(help="learning rate of the teacher's fine-tuning")] = 5e-5,
     name: Annotated[str | None, typer.Option(help="a name for the sweep")] = None,
     records_out: Annotated[
         Path | None, typer.Option(help="write the sweep's records (.parquet/.csv)")
@@ -197,6 +200,7 @@ def sweep(
         name=name, teacher=teacher, students=parse_students(students), space=space, budget=budget, seed=seed,
         grid=load_grid(grid), epochs=epochs, max_length=max_length, batch_size=batch_size,
         learning_rate=learning_rate, train_seed=train_seed, teacher_epochs=teacher_epochs,
+        teacher_learning_rate=teacher_lr,
     )  # fmt: skip
     if server is not None:
         from app.commands.sweep_remote import run_remote

@@ -154,6 +154,7 @@ class SweepService:
             teacher_training=run.teacher_training,
             resources=resources,
             deliver=deliver,
+            measure_latency=False,  # a sweep run feeds the history, which does not use its latency
         )
         job, _ = self.jobs.submit(req)
         return job.id
