@@ -89,3 +89,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for module in (datasets, recommend, jobs, sweeps, meta_learner, system):
         app.include_router(module.router)
     return app
+
+
+def app_from_env() -> FastAPI:
+    """The app for ``Settings()`` read from the environment: the factory ``serve --workers N`` gives
+    each uvicorn worker process (``uvicorn app.main:app_from_env --factory`` works too)."""
+    return create_app(Settings())

@@ -89,6 +89,13 @@ class Settings(BaseSettings):
     embedded_worker: bool = Field(True, description="`serve` also runs the executor")
     auto_migrate: bool = Field(True, description="apply database migrations at startup")
     log_level: str = "info"
+    api_workers: int = Field(
+        1,
+        ge=1,
+        le=64,
+        description="API processes of `serve` (one per core serves more requests; with more than one, "
+        "the job executor runs in a process of its own)",
+    )
     api_threads: int = Field(
         8, ge=1, le=256, description="threads serving blocking route code (more only thrash on few cores)"
     )

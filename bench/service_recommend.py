@@ -1,16 +1,18 @@
 """POST /recommend latency (p50/p99) and throughput at 1, 8 and 32 concurrent clients.
 
-Starts a real server (``python -m app serve --no-worker``, SQLite, one uvicorn process) and drives it
-from the same machine. Two request mixes:
+Starts a real server (``python -m app serve --no-worker --workers W``, SQLite; uvicorn with uvloop and
+httptools) for each W in ``--workers`` (default 1 and 2, measured in turn in one run) and drives it from
+the same machine. Two request mixes:
 
 - ``repeat``: the same dataset, teacher and student every time (the answer is memoised per
-  meta-learner version: the cost is the HTTP round trip, the key check and the dataset read),
+  meta-learner version and its JSON rendered once: the cost is the HTTP round trip, the key check
+  (cached for 5 s) and the dataset read),
   driven by ApacheBench (``ab``, Debian ``apache2-utils``; a C client, so the load generator does
   not eat the CPU the server needs) when it is installed, else by the Python client;
 - ``distinct``: inline meta-features that differ in every request (a full ranking and an insert
   every time), driven by an asyncio httpx client (``ab`` cannot vary the body).
 
-Run:  python bench/service_recommend.py [--artifact PATH] [--requests 300]
+Run:  python bench/service_recommend.py [--artifact PATH] [--requests 300] [--workers 1 2]
 Writes bench/results/service_recommend.json and bench/results/service_recommend.png.
 """
 
@@ -22,6 +24,7 @@ import json
 import os
 import platform
 import re
+import shlex
 import shutil
 import statistics
 import subprocess
@@ -152,19 +155,20 @@ def _plot(results: list[dict[str, Any]], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
-    for mix, marker in (("repeat", "o"), ("distinct", "s")):
-        rows = [r for r in results if r["mix"] == mix]
-        conc = [r["concurrency"] for r in rows]
-        axes[0].plot(conc, [r["p50_ms"] for r in rows], marker=marker, label=f"{mix} p50")
-        axes[0].plot(conc, [r["p99_ms"] for r in rows], marker=marker, linestyle="--", label=f"{mix} p99")
-        axes[1].plot(conc, [r["throughput_rps"] for r in rows], marker=marker, label=mix)
+    for workers in sorted({r["workers"] for r in results}):
+        for mix, marker in (("repeat", "o"), ("distinct", "s")):
+            rows = [r for r in results if r["mix"] == mix and r["workers"] == workers]
+            conc = [r["concurrency"] for r in rows]
+            label = f"{mix}, {workers} proc"
+            axes[0].plot(conc, [r["p99_ms"] for r in rows], marker=marker, label=f"{label} p99")
+            axes[1].plot(conc, [r["throughput_rps"] for r in rows], marker=marker, label=label)
     axes[0].axhline(50, color="grey", linewidth=0.8, label="goal: p99 50 ms")
     axes[0].set(
         xscale="log",
         yscale="log",
         xlabel="concurrent clients",
         ylabel="latency (ms)",
-        title="POST /recommend latency",
+        title="POST /recommend p99 latency",
     )
     axes[1].set(xscale="log", xlabel="concurrent clients", ylabel="requests / s", title="throughput")
     for ax in axes:
@@ -181,6 +185,9 @@ def main() -> None:
         "--artifact", type=Path, help="meta-learner artifact (default: shipped, else synthetic)"
     )
     parser.add_argument("--requests", type=int, default=300, help="requests per cell of the repeat mix")
+    parser.add_argument(
+        "--workers", type=int, nargs="+", default=[1, 2], help="API processes (each setting measured in turn)"
+    )
     args = parser.parse_args()
     out_dir = BENCH / "results"
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -198,51 +205,58 @@ def main() -> None:
             extra["AUTODISTILLER_META_LEARNER__ARTIFACT"] = str(artifact)
         env = bench_env(data, **extra)
         key = cli("keys", "create", "bench", env=env).strip().splitlines()[-1]
-        port = free_port()
-        base = f"http://127.0.0.1:{port}"
-        with running(
-            ["serve", "--port", str(port), "--no-worker", "--log-level", "warning"],
-            env,
-            Path(tmp) / "server.log",
-        ) as proc:
-            wait_healthy(base, proc)
-            headers = {"X-API-Key": key}
-            dataset = httpx.post(
-                f"{base}/datasets", data={"builtin": "rt_polarity_200"}, headers=headers, timeout=300
-            ).json()
-            httpx.post(f"{base}/recommend", json={"dataset_id": dataset["id"]}, headers=headers, timeout=120)
-            results = []
-            offset = 0
-            use_ab = shutil.which("ab") is not None
-            for mix in ("repeat", "distinct"):
-                for concurrency in CONCURRENCY:
-                    n = args.requests if mix == "repeat" else max(60, args.requests // 4)
-                    bodies = _bodies(mix, dataset["id"], n, offset)
-                    offset += n
-                    if mix == "repeat" and use_ab:
-                        row = {
-                            "mix": mix,
-                            "client": "ab",
-                            **_ab(base, key, bodies[0], n, concurrency, Path(tmp)),
-                        }
-                    else:
-                        row = {
-                            "mix": mix,
-                            "client": "httpx",
-                            **asyncio.run(_drive(base, key, bodies, concurrency)),
-                        }
-                    results.append(row)
-                    print(
-                        f"{mix:8s} c={concurrency:2d}  p50 {row['p50_ms']:7.1f} ms  "
-                        f"p99 {row['p99_ms']:7.1f} ms  "
-                        f"{row['throughput_rps']:6.1f} req/s  errors {row['errors']}",
-                        flush=True,
-                    )
+        results = []
+        offset = 0
+        for workers in args.workers:
+            port = free_port()
+            base = f"http://127.0.0.1:{port}"
+            with running(
+                [
+                    "serve",
+                    "--port",
+                    str(port),
+                    "--no-worker",
+                    "--log-level",
+                    "warning",
+                    "--workers",
+                    str(workers),
+                ],
+                env,
+                Path(tmp) / f"server-{workers}.log",
+            ) as proc:
+                wait_healthy(base, proc)
+                headers = {"X-API-Key": key}
+                dataset = httpx.post(
+                    f"{base}/datasets", data={"builtin": "rt_polarity_200"}, headers=headers, timeout=300
+                ).json()
+                httpx.post(
+                    f"{base}/recommend", json={"dataset_id": dataset["id"]}, headers=headers, timeout=120
+                )
+                use_ab = shutil.which("ab") is not None
+                for mix in ("repeat", "distinct"):
+                    for concurrency in CONCURRENCY:
+                        n = args.requests if mix == "repeat" else max(60, args.requests // 4)
+                        bodies = _bodies(mix, dataset["id"], n, offset)
+                        offset += n
+                        if mix == "repeat" and use_ab:
+                            measured = _ab(base, key, bodies[0], n, concurrency, Path(tmp))
+                            row = {"workers": workers, "mix": mix, "client": "ab", **measured}
+                        else:
+                            measured = asyncio.run(_drive(base, key, bodies, concurrency))
+                            row = {"workers": workers, "mix": mix, "client": "httpx", **measured}
+                        results.append(row)
+                        print(
+                            f"workers {workers}  {mix:8s} c={concurrency:2d}  p50 {row['p50_ms']:7.1f} ms  "
+                            f"p99 {row['p99_ms']:7.1f} ms  "
+                            f"{row['throughput_rps']:6.1f} req/s  errors {row['errors']}",
+                            flush=True,
+                        )
     summary = {
         "benchmark": "POST /recommend",
-        "command": "python bench/service_recommend.py",
+        "command": shlex.join(["python", "bench/service_recommend.py", *sys.argv[1:]]),
         "meta_learner": source,
-        "server": "1 uvicorn process, SQLite (WAL), compute_threads=1; clients on the same machine",
+        "server": "serve --workers W (uvicorn with uvloop + httptools), SQLite (WAL), compute_threads=1; "
+        "clients on the same machine",
         "machine": {
             "platform": platform.platform(),
             "cpus": os.cpu_count(),

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+import threading
+from collections import OrderedDict
+
+from fastapi import APIRouter, Response
 
 from app.deps import ServicesDep, WriteAccess
 from app.domain import Recommendation
@@ -24,13 +27,39 @@ def _public(rec: Recommendation) -> RecommendationPublic:
     )
 
 
+# A recommendation never changes once stored, so its JSON is rendered once per process (a repeated
+# question gets the stored answer: see app/services/recommend.py) and reused.
+_RENDERED: OrderedDict[str, bytes] = OrderedDict()
+_RENDERED_SIZE = 256
+_rendered_lock = threading.Lock()
+
+
+def _rendered(rec: Recommendation) -> bytes:
+    with _rendered_lock:
+        body = _RENDERED.get(rec.id)
+        if body is not None:
+            _RENDERED.move_to_end(rec.id)
+            return body
+    body = _public(rec).model_dump_json().encode()
+    with _rendered_lock:
+        _RENDERED[rec.id] = body
+        while len(_RENDERED) > _RENDERED_SIZE:
+            _RENDERED.popitem(last=False)
+    return body
+
+
 @router.post(
-    "/recommend", status_code=201, dependencies=[WriteAccess], responses=errors(401, 403, 404, 422, 424, 503)
+    "/recommend",
+    status_code=201,
+    dependencies=[WriteAccess],
+    response_model=RecommendationPublic,
+    responses=errors(401, 403, 404, 422, 424, 503),
 )
-def recommend(services: ServicesDep, body: RecommendRequest) -> RecommendationPublic:
+def recommend(services: ServicesDep, body: RecommendRequest) -> Response:
     """Rank pipelines with the active meta-learner; the answer is stored as a recommendation that
     ``POST /jobs`` can reference by id and rank."""
-    return _public(services.recommend.recommend(body))
+    rec = services.recommend.recommend(body)
+    return Response(_rendered(rec), status_code=201, media_type="application/json")
 
 
 @router.get("/recommendations/{recommendation_id}", responses=errors(404))

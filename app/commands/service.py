@@ -51,6 +51,9 @@ def serve(
         bool, typer.Option("--no-auth", help="no API keys (loopback hosts only; logged)")
     ] = False,
     log_level: Annotated[str, typer.Option(help="debug, info, warning")] = "info",
+    workers: Annotated[
+        int | None, typer.Option(help="API processes (default 1; one per core for throughput)")
+    ] = None,
 ) -> None:
     """Run the API (and, unless --no-worker, the job executor) with embedded defaults."""
     import uvicorn
@@ -67,10 +70,14 @@ def serve(
         embedded_worker=worker,
         auth=False if no_auth else None,
         log_level=log_level,
+        api_workers=workers,
     )
     _logging(settings.log_level)
     url = f"http://{settings.host}:{settings.port}"
     typer.echo(f"AutoDistiller on {url} (docs at {url}/docs); data in {settings.data_dir}")
+    if settings.api_workers > 1:
+        _serve_processes(settings)
+        return
     uvicorn.run(
         create_app(settings),
         host=settings.host,
@@ -78,6 +85,62 @@ def serve(
         log_level=settings.log_level,
         timeout_graceful_shutdown=int(settings.worker.stop_grace_s) + 10,
     )
+
+
+def _serve_processes(settings: Any) -> None:
+    """``serve --workers N``: N uvicorn worker processes and, if asked, one job-executor process.
+
+    The database is migrated and the shipped meta-learner registered once, here, before the
+    processes start (so they never race to do it); each API process then builds the app from the
+    same settings, passed as ``AUTODISTILLER_*`` environment variables.
+    """
+    import os
+    import subprocess
+    import sys
+
+    import uvicorn
+
+    from app.services.container import Services
+
+    services = Services.create(settings)  # migrates when auto_migrate is on
+    try:
+        services.meta_learners.bootstrap()
+    finally:
+        services.close()
+    env = {
+        "AUTODISTILLER_DATA_DIR": str(settings.data_dir),
+        "AUTODISTILLER_AUTH": str(settings.auth).lower(),
+        "AUTODISTILLER_EXECUTOR": settings.executor,
+        "AUTODISTILLER_LOG_LEVEL": settings.log_level,
+        "AUTODISTILLER_AUTO_MIGRATE": "false",
+        "AUTODISTILLER_EMBEDDED_WORKER": "false",
+        "AUTODISTILLER_HOST": settings.host,
+    }
+    if settings.database_url:
+        env["AUTODISTILLER_DATABASE_URL"] = settings.database_url
+    if settings.ray_address:
+        env["AUTODISTILLER_RAY_ADDRESS"] = settings.ray_address
+    os.environ.update(env)  # the uvicorn workers are spawned with this environment
+    executor = None
+    if settings.embedded_worker:
+        executor = subprocess.Popen([sys.executable, "-m", "app", "worker"], env=os.environ.copy())
+    try:
+        uvicorn.run(
+            "app.main:app_from_env",
+            factory=True,
+            workers=settings.api_workers,
+            host=settings.host,
+            port=settings.port,
+            log_level=settings.log_level,
+            timeout_graceful_shutdown=int(settings.worker.stop_grace_s) + 10,
+        )
+    finally:
+        if executor is not None:
+            executor.terminate()  # the worker stops gracefully: running jobs go back to the queue
+            try:
+                executor.wait(timeout=settings.worker.stop_grace_s + 10)
+            except subprocess.TimeoutExpired:
+                executor.kill()
 
 
 @cli.command("worker")

@@ -5,6 +5,8 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+import threading
+import time
 import uuid
 from datetime import timedelta
 
@@ -17,6 +19,10 @@ from app.errors import NotFoundError
 
 KEY_PREFIX = "adk"
 _LAST_USED_RESOLUTION = timedelta(minutes=1)  # avoid a write per request
+# A verified key is trusted for this long without a database read (a hot write route would
+# otherwise pay a query per request). Revocation in this process takes effect at once; in another
+# process (another API worker) within this many seconds.
+VERIFY_CACHE_S = 5.0
 
 
 def _hash(token: str) -> str:
@@ -37,6 +43,8 @@ def _to_domain(row: ApiKeyRow) -> ApiKey:
 class ApiKeyStore:
     def __init__(self, db: Database) -> None:
         self.db = db
+        self._verified: dict[str, tuple[ApiKey, float]] = {}  # token hash -> (key, trusted until)
+        self._lock = threading.Lock()
 
     def create(self, name: str) -> tuple[ApiKey, str]:
         """Create a key; the secret token is returned once and never stored.
@@ -59,15 +67,20 @@ class ApiKeyStore:
         parts = token.split("_", 2)
         if len(parts) != 3 or parts[0] != KEY_PREFIX:
             return None
+        digest = _hash(token)
+        with self._lock:
+            hit = self._verified.get(digest)
+        if hit is not None and time.monotonic() < hit[1]:
+            return hit[0]
         with self.db.read() as s:
             row = s.scalar(select(ApiKeyRow).where(ApiKeyRow.prefix == parts[1]))
-            if (
-                row is None
-                or row.revoked_at is not None
-                or not hmac.compare_digest(row.key_hash, _hash(token))
-            ):
+            if row is None or row.revoked_at is not None or not hmac.compare_digest(row.key_hash, digest):
                 return None
             key = _to_domain(row)
+        with self._lock:
+            if len(self._verified) > 1000:  # many keys in turn: start over rather than grow
+                self._verified.clear()
+            self._verified[digest] = (key, time.monotonic() + VERIFY_CACHE_S)
         now = utcnow()
         if key.last_used_at is None or now - key.last_used_at > _LAST_USED_RESOLUTION:
             with self.db.write() as s:
@@ -86,4 +99,7 @@ class ApiKeyStore:
             if row.revoked_at is None:
                 row.revoked_at = utcnow()
             s.flush()
-            return _to_domain(row)
+            key = _to_domain(row)
+        with self._lock:
+            self._verified = {d: v for d, v in self._verified.items() if v[0].id != key_id}
+        return key

@@ -46,7 +46,9 @@ class Server:
         return httpx.Client(base_url=self.base_url, headers={"X-API-Key": self.key}, **kw)
 
 
-def start_server(data_dir: Path, env_extra: dict[str, str], *, worker: bool = True) -> Iterator[Server]:
+def start_server(
+    data_dir: Path, env_extra: dict[str, str], *, worker: bool = True, extra_args: tuple[str, ...] = ()
+) -> Iterator[Server]:
     """Run ``python -m app serve`` on a free loopback port until the generator is closed."""
     port = _free_port()
     env = {**os.environ, "AUTODISTILLER_DATA_DIR": str(data_dir), **env_extra}
@@ -55,6 +57,7 @@ def start_server(data_dir: Path, env_extra: dict[str, str], *, worker: bool = Tr
     args = [sys.executable, "-m", "app", "serve", "--port", str(port), "--log-level", "warning"]
     if not worker:
         args.append("--no-worker")
+    args.extend(extra_args)
     with log.open("wb") as out:
         proc = subprocess.Popen(args, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
@@ -217,3 +220,64 @@ def test_upload_recommend_distill_follow_download_record(server: Server) -> None
         assert record["kd_config"] == done["kd_config"] and record["source"] == "own"
         assert client.get("/meta-learner").json()["records"] == 1
         assert "Traceback" not in client.get(f"/jobs/{job['id']}/logs").text
+
+
+def _children(pid: int) -> list[int]:
+    out = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout
+    return [int(p) for p in out.split()]
+
+
+def test_serve_with_two_api_processes_and_an_executor_process(
+    tmp_path: Path, meta_learner_artifact: Path
+) -> None:
+    """``serve --workers 2``: two API processes share the port, jobs run in a separate executor process,
+    and SIGTERM stops them all."""
+    env = {
+        "AUTODISTILLER_META_LEARNER__ARTIFACT": str(meta_learner_artifact),
+        "AUTODISTILLER_META_LEARNER__EMBEDDINGS": "off",
+        "AUTODISTILLER_WORKER__TRAIN_THREADS": "2",
+    }
+    servers = start_server(tmp_path / "data", env, extra_args=("--workers", "2"))
+    server = next(servers)
+    try:
+        children = _children(server.proc.pid)
+        assert len(children) >= 3, children  # two uvicorn workers and the job executor
+        with server.client(timeout=120) as client:
+            dataset = client.post("/datasets", data={"builtin": "rt_polarity_200"})
+            assert dataset.status_code == 201, dataset.text
+            dataset_id = dataset.json()["id"]
+            answers = {
+                client.post("/recommend", json={"dataset_id": dataset_id, "k": 2}).json()["id"]
+                for _ in range(6)
+            }
+            assert len(answers) == 1  # both processes answer the same question with the same stored answer
+            job = client.post(
+                "/jobs",
+                json={
+                    "dataset_id": dataset_id,
+                    "kd_config": {
+                        "training": {"epochs": 1, "max_steps": 2, "batch_size": 16, "max_length": 32}
+                    },
+                    "student": {"num_layers": 1},
+                    "teacher_training": {"epochs": 1, "batch_size": 16, "max_length": 32},
+                    "measure_latency": False,
+                    "deliver": False,
+                },
+            ).json()
+            events = _follow(client, job["id"], timeout=300)
+            assert events[-1] == ("end", {"status": "succeeded"}), server.log.read_text()[-3000:]
+    finally:
+        servers.close()
+    assert server.proc.returncode is not None
+    deadline = time.monotonic() + 30
+    while any(_alive(pid) for pid in children) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert not any(_alive(pid) for pid in children), children
+
+
+def _alive(pid: int) -> bool:
+    """Running (a zombie left to an init that does not reap counts as gone)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False

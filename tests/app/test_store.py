@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from datetime import timedelta
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -232,3 +233,19 @@ def test_api_keys_are_hashed_verified_and_revocable(store: Store) -> None:
         assert token not in str(s.scalars(select(ApiKeyRow.key_hash)).all())
     store.api_keys.revoke(key.id)
     assert store.api_keys.verify(token) is None
+
+
+def test_a_revoked_key_is_refused_by_another_process_once_its_cache_expires(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from app.store import keys
+
+    key, token = store.api_keys.create("ci")
+    other = keys.ApiKeyStore(store.db)  # another API process over the same database
+    assert other.verify(token).id == key.id
+    store.api_keys.revoke(key.id)
+    assert store.api_keys.verify(token) is None  # this process: at once
+    assert other.verify(token) is not None  # the other one trusts its check for VERIFY_CACHE_S
+    later = keys.time.monotonic() + keys.VERIFY_CACHE_S + 1
+    monkeypatch.setattr(keys, "time", SimpleNamespace(monotonic=lambda: later))
+    assert other.verify(token) is None
