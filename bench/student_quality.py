@@ -3,8 +3,9 @@
 MiniLM-L6 teacher (fine-tuned once per dataset, cached) → 3-layer and 2-layer students derived from
 it, on the full ``rotten_tomatoes`` and ``bbc_news``. Per dataset and student size:
 
-- ``recommended``: the pipeline in ``--recommended-config`` (default: MI-α 0.9, skip mapping, + soft-CE
-  KD), trained together with the no-KD baseline (hard labels only, same student, same budget);
+- ``recommended``: the pipeline the service recommends for this dataset and student (``POST /recommend``
+  top 1 from the shipped meta-learner; ``--recommended-config`` fixes one instead), trained together
+  with the no-KD baseline (hard labels only, same student, same budget);
 - ``plain_kd``: soft cross-entropy KD only (intermediate loss none).
 
 Every variant gets the same training budget (the ``--epochs/--max-length/--batch-size/--lr`` given
@@ -42,11 +43,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 from models.config import DistillSpec, KDConfig, StudentSpec  # noqa: E402
+from recommender.sweep_evidence import pipeline_label  # noqa: E402
 
-DEFAULT_RECOMMENDED = {
-    "intermediate": {"loss": "mi", "alpha": 0.9, "strategy": "skip"},
-    "prediction": {"loss": "ce", "temperature": 1.0},
-}
 PLAIN_KD = {
     "intermediate": {"loss": "none"},
     "weights": {"kd": 1.0, "intermediate": 0.0, "hard": 0.0},
@@ -78,22 +76,57 @@ def parse_args() -> argparse.Namespace:
     return ap.parse_args()
 
 
-def configs(args: argparse.Namespace) -> dict[str, KDConfig]:
-    """The variants' KD configs, all with the same training budget."""
-    rec = json.loads(args.recommended_config.read_text()) if args.recommended_config else DEFAULT_RECOMMENDED
+def _with_budget(cfg: dict, args: argparse.Namespace) -> KDConfig:
+    """A KD config with this benchmark's training budget (the same for every variant)."""
     training = {
         "epochs": args.epochs,
         "max_length": args.max_length,
         "batch_size": args.batch_size,
         "learning_rate": args.lr,
     }
-    return {
-        name: KDConfig.from_dict({**{k: v for k, v in cfg.items() if k != "training"}, "training": training})
-        for name, cfg in (("recommended", rec), ("plain_kd", PLAIN_KD))
-    }
+    return KDConfig.from_dict({**{k: v for k, v in cfg.items() if k != "training"}, "training": training})
 
 
-def run_one(spec: DistillSpec, out: Path, args: argparse.Namespace) -> dict:
+def recommended(dataset: str, layers: int, args: argparse.Namespace) -> tuple[dict, dict]:
+    """The service's top-ranked pipeline for this dataset and student, and where it came from.
+
+    Goes through the service layer exactly as ``POST /recommend`` does: the dataset is registered
+    (meta-features computed), the shipped meta-learner answers. ``--recommended-config`` replaces
+    this with a fixed config (recorded as such).
+    """
+    if args.recommended_config:
+        return json.loads(args.recommended_config.read_text()), {"source": str(args.recommended_config)}
+    from app.commands.sweep import local_services
+    from app.schemas.recommend import RecommendRequest
+    from models.config import StudentSpec
+
+    services = local_services(args.work / "service", executor="inline", own_store=True)
+    try:
+        services.meta_learners.bootstrap()
+        version, _ = services.meta_learners.current()
+        ds = services.sweeps.builtin_dataset(dataset)
+        req = RecommendRequest(
+            dataset_id=ds.id, teacher="minilm-l6", student=StudentSpec(num_layers=layers), k=1
+        )
+        rec = services.recommend.recommend(req)
+        item = rec.items[0]
+        return item["kd_config"], {
+            "source": "recommender (POST /recommend, top 1)",
+            "recommendation_id": rec.id,
+            "rank": 1,
+            "meta_learner_version": rec.meta_learner_version,
+            "meta_learner_records": version.n_records,
+            "records_digest": version.records_digest,
+            "predicted_ratio": item["predicted_ratio"],
+            "interval": item["interval"],
+        }
+    finally:
+        services.close()
+
+
+def run_one(
+    spec: DistillSpec, out: Path, args: argparse.Namespace, recommendation: dict | None = None
+) -> dict:
     """Train (unless finished), export and build the report card (unless present); return the card."""
     from models.errors import ExportError
     from models.export import export_student, read_export
@@ -116,7 +149,7 @@ def run_one(spec: DistillSpec, out: Path, args: argparse.Namespace) -> dict:
             throughput_batches=args.throughput_batches,
             threads=args.threads,
         )
-        build_report_card(out, speed=speed)
+        build_report_card(out, speed=speed, recommendation=recommendation)
     return json.loads((out / "report_card.json").read_text())
 
 
@@ -148,11 +181,21 @@ def main() -> None:
 
     transformers.logging.disable_progress_bar()
     torch.set_num_threads(max(1, os.cpu_count() or 1))
-    variants = configs(args)
-    runs = []
+    runs, used = [], {}
     for name in args.datasets:
         dataset = f"{name}@{args.size}" if args.size else name
         for layers in args.student_layers:
+            rec_config, source = recommended(dataset, layers, args)
+            variants = {
+                "recommended": _with_budget(rec_config, args),
+                "plain_kd": _with_budget(PLAIN_KD, args),
+            }
+            used[f"{dataset} L{layers}"] = {
+                "recommended": variants["recommended"].model_dump(mode="json"),
+                "recommendation": source,
+                "plain_kd": variants["plain_kd"].model_dump(mode="json"),
+            }
+            print(f"{dataset} L{layers}: recommended {pipeline_label(variants['recommended'])}", flush=True)
             for seed in args.seeds:
                 for variant, cfg in variants.items():
                     cfg = cfg.model_copy(update={"training": cfg.training.model_copy(update={"seed": seed})})
@@ -170,14 +213,15 @@ def main() -> None:
                             "learning_rate": args.teacher_lr,
                         },
                     )
-                    out = args.work / dataset / f"L{layers}-{variant}-s{seed}"
+                    out = args.work / dataset / f"L{layers}-{variant}-{cfg.pipeline_key()[:10]}-s{seed}"
                     print(f"{dataset} L{layers} {variant} seed {seed}", flush=True)
-                    card = run_one(spec, out, args)
+                    card = run_one(spec, out, args, source if variant == "recommended" else None)
                     runs.append(
                         {
                             "dataset": dataset,
                             "student_layers": layers,
                             "variant": variant,
+                            "pipeline": pipeline_label(cfg),
                             "seed": seed,
                             "run_dir": str(out),
                             "metric": card["metric"],
@@ -194,7 +238,7 @@ def main() -> None:
         "command": shlex.join([sys.executable, *sys.argv]),
         "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "settings": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
-        "configs": {k: v.model_dump(mode="json") for k, v in variants.items()},
+        "configs": used,
         "goal": {"ratio": GOAL_RATIO, "speedup_batch1_3_layer": GOAL_SPEEDUP},
         "scores": "best-epoch dev scores, re-measured by the report card (no separate test split)",
         "summary": summary,
