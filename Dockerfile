@@ -15,7 +15,7 @@ FROM ${PYTHON_IMAGE} AS api
 ARG TORCH_VERSION
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 \
     HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 TOKENIZERS_PARALLELISM=false \
-    AUTODISTILLER_DATA_DIR=/data AUTODISTILLER_CACHE=/data/cache
+    AUTODISTILLER_DATA_DIR=/data AUTODISTILLER_CACHE=/data/cache AUTODISTILLER_API_WORKERS=2
 WORKDIR /opt/autodistiller
 # torch first, pinned to the CPU build, so no later requirement pulls a multi-GB CUDA wheel
 RUN pip install --index-url https://download.pytorch.org/whl/cpu "torch==${TORCH_VERSION}"
@@ -31,7 +31,8 @@ EXPOSE 8000
 HEALTHCHECK --interval=30s --timeout=5s --start-period=60s \
     CMD python -c "import urllib.request,sys; sys.exit(urllib.request.urlopen('http://127.0.0.1:8000/health').status != 200)"
 # Auth stays on (create keys with `docker compose run --rm api autodistiller keys create NAME`);
-# jobs run in the worker image, so the API starts without an executor.
+# jobs run in the worker image, so the API starts without an executor; two API processes (one per
+# core of a small host: AUTODISTILLER_API_WORKERS).
 CMD ["autodistiller", "serve", "--host", "0.0.0.0", "--port", "8000", "--no-worker"]
 
 # ---------------------------------------------------------------------------------------------

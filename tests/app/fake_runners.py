@@ -104,6 +104,7 @@ def fake_distill(ctx: RunContext) -> dict[str, Any]:
         "seed": training.seed,
         "created_at": "2025-01-01T00:00:00Z",
         "resume_starts": state["starts"],
+        "steps_done": state["step"],
     }
     report["ratio"] = report["student_score"] / report["teacher_score"]
     (ctx.out_dir / "report.json").write_text(json.dumps(report))
