@@ -21,7 +21,7 @@ from app.domain import Job, JobEvent, JobStatus, Resources, check_transition, so
 from app.errors import IllegalTransitionError, NotFoundError
 
 
-def _to_domain(row: JobRow) -> Job:
+def job_from_row(row: JobRow) -> Job:
     return Job(
         id=row.id,
         kind=row.kind,
@@ -106,7 +106,7 @@ class JobStore:
                 s.add(row)
                 s.flush()
                 self._event(s, row.id, "status", {"status": JobStatus.QUEUED.value}, now)
-                job = _to_domain(row)
+                job = job_from_row(row)
         except IntegrityError:
             # a concurrent request with the same key won the insert
             existing = self.by_idempotency_key(idempotency_key) if idempotency_key else None
@@ -118,14 +118,14 @@ class JobStore:
     def by_idempotency_key(self, key: str) -> Job | None:
         with self.db.read() as s:
             row = s.scalar(select(JobRow).where(JobRow.idempotency_key == key))
-            return _to_domain(row) if row else None
+            return job_from_row(row) if row else None
 
     def get(self, job_id: str) -> Job:
         with self.db.read() as s:
             row = s.get(JobRow, job_id)
             if row is None:
                 raise NotFoundError("job", job_id)
-            return _to_domain(row)
+            return job_from_row(row)
 
     def list(
         self,
@@ -153,7 +153,7 @@ class JobStore:
                 .offset(offset)
                 .limit(limit)
             ).all()
-            return [_to_domain(r) for r in rows], count
+            return [job_from_row(r) for r in rows], count
 
     def count_by_status(self) -> dict[str, int]:
         with self.db.read() as s:
@@ -203,7 +203,7 @@ class JobStore:
                 {"status": JobStatus.RUNNING.value, "attempt": row.attempts, "worker_id": worker_id},
                 now,
             )
-            return _to_domain(row)
+            return job_from_row(row)
 
     def heartbeat(self, job_id: str, worker_id: str, *, lease_s: float) -> bool:
         """Extend the lease; False if the job is no longer running under ``worker_id``."""
@@ -276,7 +276,7 @@ class JobStore:
             row = s.get(JobRow, job_id, populate_existing=True)
             if row is None:
                 raise NotFoundError("job", job_id)
-            return _to_domain(row)
+            return job_from_row(row)
 
     def request_cancel(self, job_id: str) -> Job:
         """Cancel a queued job now; flag a running one for its executor to stop.
@@ -315,7 +315,7 @@ class JobStore:
                     or_(JobRow.lease_expires_at.is_(None), JobRow.lease_expires_at < now),
                 )
             ).all()
-            return [_to_domain(r) for r in rows]
+            return [job_from_row(r) for r in rows]
 
     def release_expired(self, job: Job) -> Job | None:
         """Requeue (or fail, or cancel) one expired job; None if it changed meanwhile.
@@ -361,7 +361,7 @@ class JobStore:
                 now,
             )
             row = s.get(JobRow, job.id, populate_existing=True)
-            return _to_domain(row) if row else None
+            return job_from_row(row) if row else None
 
     # ---- progress and events ------------------------------------------------------------------
     def set_progress(self, job_id: str, progress: dict[str, Any], *, store_event: bool) -> None:

@@ -16,7 +16,7 @@ from app.db.engine import Database
 from app.db.tables import JobRow, SweepRecordRow, SweepRow, SweepRunRow
 from app.domain import Job, Sweep, SweepRun, utcnow
 from app.errors import NotFoundError
-from app.store.jobs import _to_domain as _job_to_domain
+from app.store.jobs import job_from_row
 
 _CHUNK = 500  # bound parameters per IN (...) list: well under every backend's limit
 
@@ -94,7 +94,7 @@ class SweepStore:
                     .order_by(JobRow.created_at, JobRow.id)
                 ).all()
                 for key, job in rows:
-                    out[key] = _job_to_domain(job)  # later rows are newer
+                    out[key] = job_from_row(job)  # later rows are newer
         return out
 
     def records_by_run_key(self) -> dict[str, dict[str, Any]]:
@@ -130,7 +130,7 @@ class SweepStore:
                 .order_by(SweepRunRow.id)
             ).all()
             runs = [
-                (r.position, r.run_key, r.dataset_id, r.student, _job_to_domain(j) if j else None)
+                (r.position, r.run_key, r.dataset_id, r.student, job_from_row(j) if j else None)
                 for r, j in rows
             ]
         records = self.records_by_run_key() if any(job is None for *_, job in runs) else {}
