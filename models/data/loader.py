@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Any
 
 from models.data.assemble import LoadOptions, build_dataset
 from models.data.builtin import BUILTINS, load_builtin
@@ -116,44 +117,13 @@ def load_dataset(
     return build_dataset(table, opts, name=_dataset_name(path), dev=dev)
 
 
-def validate_file(
-    path: str | Path,
-    *,
-    text_column: str | None = None,
-    text_pair_column: str | None = None,
-    label_column: str | None = None,
-    task_kind: str | None = None,
-    dev_file: str | Path | None = None,
-    split_column: str | None = None,
-    dev_fraction: float = 0.1,
-    group_column: str | None = None,
-    seed: int = 13,
-    drop_duplicates: bool = True,
-    encoding: str | None = None,
-    max_chars: int | None = 20000,
-    max_rows: int | None = None,
-) -> list[str]:
+def validate_file(path: str | Path, **options: Any) -> list[str]:
     """Every problem :func:`load_dataset` would report for a file; ``[]`` when it loads.
 
-    Takes the same options as :func:`load_dataset`. Writes nothing.
+    Takes the same keyword options as :func:`load_dataset`. Writes nothing.
     """
     try:
-        load_dataset(
-            Path(path),
-            text_column=text_column,
-            text_pair_column=text_pair_column,
-            label_column=label_column,
-            task_kind=task_kind,
-            dev_file=dev_file,
-            split_column=split_column,
-            dev_fraction=dev_fraction,
-            group_column=group_column,
-            seed=seed,
-            drop_duplicates=drop_duplicates,
-            encoding=encoding,
-            max_chars=max_chars,
-            max_rows=max_rows,
-        )
+        load_dataset(Path(path), **options)
     except DatasetError as err:
         return err.problems or [err.message]
     return []
