@@ -1,8 +1,9 @@
 """POST /recommend: rank KD pipelines for a dataset with the active meta-learner.
 
 Ranking is a pure function of (meta-learner version, meta-features, teacher, student, task kind),
-so the top ``limits.max_recommendations`` of each such key are memoised in a small LRU owned by
-the service (keyed by version, so a refit never serves stale rankings). Likewise an identical
+so the top ``k`` of each such key (and ``k``) are memoised in a small LRU owned by the service
+(keyed by version, so a refit never serves stale rankings); only those ``k`` get explanations,
+the costly part of a ranking. Likewise an identical
 request under the same version returns the recommendation resource stored for the first one
 (same id): jobs reference recommendations by (id, rank), and equal questions get equal answers.
 """
@@ -73,14 +74,13 @@ class RecommendService:
         teacher: ModelDescriptor,
         student: ModelDescriptor,
         task_kind: str,
+        k: int,
     ) -> list[Any]:
-        key = (version, json.dumps(meta, sort_keys=True), teacher, student, task_kind)
+        key = (version, json.dumps(meta, sort_keys=True), teacher, student, task_kind, k)
         if (hit := self._recall(self._cache, key)) is not None:
             return hit
         try:
-            ranked = learner.recommend(
-                meta, teacher, student, k=self.settings.limits.max_recommendations, task_kind=task_kind
-            )
+            ranked = learner.recommend(meta, teacher, student, k=k, task_kind=task_kind)
         except ValueError as exc:  # no runnable candidate, bad meta-features: the request's fault
             raise InvalidRequestError(str(exc)) from exc
         self._remember(self._cache, key, ranked)
@@ -110,7 +110,9 @@ class RecommendService:
         meta = with_teacher(meta, teacher.descriptor, None)
         merged = []
         for spec, desc in students:
-            for rec in self._ranked(version.version, learner, meta, teacher.descriptor, desc, task_kind):
+            for rec in self._ranked(
+                version.version, learner, meta, teacher.descriptor, desc, task_kind, req.k
+            ):
                 merged.append((rec, spec, desc))
         merged.sort(key=lambda item: -item[0].predicted_ratio)
         items = [
