@@ -3,22 +3,13 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from app.domain import Job, JobEvent, JobStatus
 from models.config import KDConfig, StudentSpec, TeacherTrainingConfig, TrainingConfig
 
-ARTIFACT_NAMES = (
-    "report.json",
-    "learning_curves.png",
-    "student.tar.gz",
-    "report_card.html",
-    "report_card.json",
-    "export.json",
-    "student_onnx.tar.gz",
-)
 ArtifactName = Literal[
     "report.json",
     "learning_curves.png",
@@ -28,6 +19,7 @@ ArtifactName = Literal[
     "export.json",
     "student_onnx.tar.gz",
 ]
+ARTIFACT_NAMES: tuple[str, ...] = get_args(ArtifactName)  # in the order a job lists them
 METRIC_KEYS = (
     "metric",
     "student_score",
