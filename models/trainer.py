@@ -145,15 +145,7 @@ class KDTrainer:
             else:
                 state.bad_epochs += 1
             state.epoch, state.step_in_epoch = epoch + 1, 0
-            ckpt.save(
-                self.workdir,
-                state,
-                self.student,
-                self.step_fn.matcher,
-                self.optimizer,
-                self.scheduler,
-                self.cfg,
-            )
+            self._save_checkpoint(state)
             if tr.early_stopping_patience and state.bad_epochs >= tr.early_stopping_patience:
                 break
         ckpt.load_best(self.workdir, self.student, self.device)
@@ -198,15 +190,7 @@ class KDTrainer:
             if tr.max_steps and state.global_step >= tr.max_steps:
                 break
             if self.should_stop is not None and self.should_stop():
-                ckpt.save(
-                    self.workdir,
-                    state,
-                    self.student,
-                    self.step_fn.matcher,
-                    self.optimizer,
-                    self.scheduler,
-                    self.cfg,
-                )
+                self._save_checkpoint(state)
                 raise Cancelled(f"stopped at step {state.global_step}; checkpoint saved in {self.workdir}")
         if bar is not None:
             bar.close()
@@ -227,6 +211,12 @@ class KDTrainer:
         return compute_metrics(self.task_kind, labels, np.concatenate(outs))
 
     # ---------------------------------------------------------------------------- helpers
+    def _save_checkpoint(self, state: ckpt.TrainState) -> None:
+        """The full resumable state: model, matcher, optimizer, scheduler, progress and config."""
+        ckpt.save(
+            self.workdir, state, self.student, self.step_fn.matcher, self.optimizer, self.scheduler, self.cfg
+        )
+
     def _encode(self, examples) -> list[Encoded]:
         return encode_examples(
             examples, self.tokenizer, self.cfg.training.max_length, self.label_names, self.task_kind
