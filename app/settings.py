@@ -54,7 +54,11 @@ class WorkerSettings(BaseModel):
     slots: int = Field(1, ge=1, description="jobs run at once by one worker")
     gpu: bool | None = Field(None, description="worker has a GPU; None: detect via nvidia-smi")
     train_threads: int | None = Field(None, ge=1, description="torch threads in a training process")
-    progress_event_interval_s: float = Field(1.0, ge=0, description="min gap between stored progress events")
+    progress_event_interval_s: float = Field(
+        1.0,
+        ge=0,
+        description="min gap between stored progress events; a new stage and the last one are always stored",
+    )
 
 
 class MetaLearnerSettings(BaseModel):

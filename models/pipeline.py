@@ -14,6 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import torch
+from filelock import FileLock
 
 from models.batching import encode_examples
 from models.config import DistillSpec, KDConfig, LossWeights, TrainingConfig, check_compatible
@@ -94,10 +95,21 @@ def prepare_teacher(
         "|".join([dataset.digest(), model_digest(base), tt.model_dump_json(), FINETUNE_VERSION]).encode()
     ).hexdigest()[:24]
     folder = cache_dir / "teachers" / key
-    info_file = folder / "teacher_info.json"
-    if info_file.is_file():
-        info = json.loads(info_file.read_text())
-        return folder, {**info, "cached": True}
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    # runs in parallel (worker slots) that need the same teacher: one fine-tunes, the others wait for it
+    with FileLock(str(folder.parent / f"{key}.lock")):
+        info_file = folder / "teacher_info.json"
+        if info_file.is_file():
+            info = json.loads(info_file.read_text())
+            return folder, {**info, "cached": True}
+        info = _fine_tune_teacher(spec, dataset, base, folder, device, progress, show_progress)
+    return folder, {**info, "cached": False}
+
+
+def _fine_tune_teacher(spec, dataset, base: Path, folder: Path, device, progress, show_progress) -> dict:
+    """Fine-tune ``base`` on the dataset's hard labels and save it (with teacher_info.json) to ``folder``."""
+    tt = spec.teacher_training
+    key = folder.name
     config = hard_label_config(
         TrainingConfig(
             epochs=tt.epochs,
@@ -109,7 +121,7 @@ def prepare_teacher(
     )
     tokenizer = load_tokenizer(base)
     model = load_classifier(base, dataset.label_names, dataset.task_kind)
-    work = cache_dir / "teachers" / f"{key}.work"
+    work = folder.parent / f"{key}.work"
     trainer = KDTrainer(
         student=model,
         teacher=None,
@@ -142,7 +154,7 @@ def prepare_teacher(
     shutil.rmtree(folder, ignore_errors=True)
     tmp.rename(folder)
     shutil.rmtree(work, ignore_errors=True)
-    return folder, {**info, "cached": False}
+    return info
 
 
 def run_distillation(

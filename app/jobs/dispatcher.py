@@ -52,6 +52,8 @@ class _Active:
     execution: Execution
     last_heartbeat: float
     last_progress_event: float = 0.0
+    last_stage: Any = None
+    unsent_event: dict[str, Any] | None = None
     stop_reason: str | None = None
     stop_requested_at: float | None = None
     outcome: tuple[str, Any] | None = None
@@ -188,28 +190,41 @@ class Dispatcher:
         )
 
     def _supervise(self, a: _Active) -> None:
-        for kind, data in a.execution.poll():
+        self._take(a, a.execution.poll())
+        if a.outcome is None and not a.execution.finished():
+            self._watch(a)
+            return
+        if a.outcome is None:  # ended: collect what it sent between the last poll and its end
+            self._take(a, a.execution.poll())
+        self._flush_progress_event(a)
+        self._finish(a)
+
+    def _take(self, a: _Active, messages: list[tuple[str, Any]]) -> None:
+        """Stores progress and log messages in the order sent; the final outcome is kept on ``a``."""
+        for kind, data in messages:
             if kind == "progress":
                 self._progress(a, data)
             elif kind == "log":
                 self.store.jobs.add_event(a.job.id, "log", data)
             else:
                 a.outcome = (kind, data)
-        if a.outcome is None and not a.execution.finished():
-            self._watch(a)
-            return
-        if a.outcome is None:  # ended: collect what it sent just before
-            for kind, data in a.execution.poll():
-                if kind not in ("progress", "log"):
-                    a.outcome = (kind, data)
-        self._finish(a)
 
     def _progress(self, a: _Active, data: dict[str, Any]) -> None:
+        """Every progress message updates the job; events are throttled, except at a change of stage."""
         now = time.monotonic()
-        store_event = now - a.last_progress_event >= self._cfg.progress_event_interval_s
+        stage_changed = data.get("stage") != a.last_stage
+        store_event = stage_changed or now - a.last_progress_event >= self._cfg.progress_event_interval_s
         if store_event:
             a.last_progress_event = now
+        a.last_stage = data.get("stage")
+        a.unsent_event = None if store_event else data
         self.store.jobs.set_progress(a.job.id, data, store_event=store_event)
+
+    def _flush_progress_event(self, a: _Active) -> None:
+        """The last progress a job sent is always an event, even when throttling held it back."""
+        if a.unsent_event is not None:
+            self.store.jobs.add_event(a.job.id, "progress", a.unsent_event)
+            a.unsent_event = None
 
     def _watch(self, a: _Active) -> None:
         now = time.monotonic()
