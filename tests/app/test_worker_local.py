@@ -116,3 +116,71 @@ def test_shutdown_requeues_and_the_next_worker_resumes(api: Api, worker: Callabl
     report = api.get(f"/jobs/{job['id']}/artifacts/report.json").json()
     assert report["resume_starts"][0] == 0 and report["resume_starts"][1] >= 5  # resumed, not restarted
     assert api.get("/sweep-records").json()["count"] == 1
+
+
+class _LateMessages:
+    """An execution that ends before its last messages are polled (the race a real queue allows)."""
+
+    def __init__(self, late: list[tuple[str, Any]]) -> None:
+        self._late, self._polls = late, 0
+
+    def poll(self) -> list[tuple[str, Any]]:
+        self._polls += 1
+        if self._polls == 1:  # nothing yet; by the time finished() is asked, it has ended
+            return []
+        late, self._late = self._late, []
+        return late
+
+    def finished(self) -> bool:
+        return self._polls >= 1
+
+    def exit_info(self) -> str:
+        return "ended"
+
+    def request_stop(self) -> None: ...
+
+    def kill(self) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class _LateBackend:
+    name, gpu_ok = "late", False
+
+    def __init__(self, late: list[tuple[str, Any]]) -> None:
+        self.late = late
+
+    def launch(self, runner: Any, request: Any, log_path: str) -> _LateMessages:
+        return _LateMessages(self.late)
+
+    def close(self) -> None: ...
+
+
+def test_messages_sent_just_before_the_end_are_kept(api: Api) -> None:
+    """Progress and logs that arrive with the outcome are stored in order; throttled progress is
+    flushed, so the job's last progress and last progress event are what the runner sent last."""
+    dataset = api.builtin_dataset()
+    settings = api.services.settings
+    slow_events = settings.model_copy(
+        update={"worker": settings.worker.model_copy(update={"progress_event_interval_s": 3600.0})}
+    )
+    late = [
+        ("progress", {"stage": "kd", "step": 1}),
+        ("progress", {"stage": "kd", "step": 2}),
+        ("progress", {"stage": "kd", "step": 3}),
+        ("log", {"message": "last words"}),
+        ("progress", {"stage": "export"}),
+        ("progress", {"stage": "export", "part": "int8"}),
+        ("error", {"code": "runner_failed", "message": "boom"}),
+    ]
+    job = _job(api, dataset["id"], steps=3)
+    dispatcher = Dispatcher(api.services.store, slow_events, _LateBackend(late), runners=FAKE_RUNNERS)
+    dispatcher.run_until_idle(timeout=30)
+    done = _status(api, job["id"])
+    assert done["status"] == "failed" and done["error"]["code"] == "runner_failed", done
+    assert done["progress"] == {"stage": "export", "part": "int8"}
+    events = api.services.store.jobs.events(job["id"])
+    progress = [e.data for e in events if e.type == "progress"]
+    # the first of each stage (throttling holds back the rest) and the last one
+    assert progress == [{"stage": "kd", "step": 1}, {"stage": "export"}, {"stage": "export", "part": "int8"}]
+    assert any(e.type == "log" and e.data == {"message": "last words"} for e in events)
