@@ -57,6 +57,13 @@ def export(
     run_dir: Annotated[Path, typer.Argument(help="a finished run directory (report.json, student/)")],
     opset: Annotated[int, typer.Option(help="ONNX opset version")] = 17,
     int8: Annotated[bool, typer.Option(help="also write the dynamic-int8 ONNX model")] = True,
+    reduce_range: Annotated[
+        bool,
+        typer.Option(
+            "--reduce-range/--full-range",
+            help="int8 with 7-bit weights (safe without VNNI) or full 8-bit (VNNI hosts only)",
+        ),
+    ] = True,
     verify: Annotated[bool, typer.Option(help="verify each export against PyTorch on the dev set")] = True,
     report_card: Annotated[bool, typer.Option(help="then build report_card.html/.json")] = True,
     latency_examples: Annotated[int, typer.Option(help="examples timed at batch 1 (report card)")] = 32,
@@ -69,7 +76,9 @@ def export(
     speed = _speed(latency_examples, throughput_batches, threads)
     _quiet()
     try:
-        record = export_student(run_dir, opset=opset, verify=verify, int8=int8)
+        record = export_student(
+            run_dir, opset=opset, verify=verify, int8=int8, reduce_range=reduce_range
+        )
     except ExportError as exc:
         if report_card:  # the card records the failure too, so a reader of the run sees it
             _try_card(run_dir, speed)

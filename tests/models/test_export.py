@@ -51,6 +51,7 @@ def test_export_record_reports_verification_of_both_variants(exported):
     assert record == read_export(run)
     assert record["status"] == "ok" and record["verified"] is True
     assert record["offered"] == ["hf", "onnx", "onnx_int8"]
+    assert record["int8_quantization"] == {"weights": "int8", "reduce_range": True}
     ver = record["verification"]
     assert ver["n_examples"] == 30 and ver["dataset_digest_matches"] is True
     fp32, int8 = ver["variants"]["onnx"], ver["variants"]["onnx_int8"]
