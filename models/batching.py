@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 
@@ -129,3 +131,29 @@ class TeacherCache:
     def num_bytes(self) -> int:
         total = self.logits.numel() * 4 if self.logits is not None else 0
         return total + sum(h.numel() * 4 for h in self.hidden.values())
+
+    def save(self, path: Path) -> None:
+        """Write the cache as safetensors (atomically: a reader sees the old file or the whole new one)."""
+        from safetensors.torch import save_file
+
+        tensors = {"logits": self.logits, "filled": self.filled}
+        tensors |= {f"hidden.{t}": h for t, h in self.hidden.items()}
+        meta = {"layers": json.dumps(self.layers), "cls_only": json.dumps(self.cls_only)}
+        tmp = path.with_name(path.name + ".tmp")
+        save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, str(tmp), metadata=meta)
+        tmp.replace(path)
+
+    @classmethod
+    def load(cls, path: Path, device) -> TeacherCache:
+        """A cache written by :meth:`save`, on ``device``."""
+        from safetensors import safe_open
+
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata()
+            layers, cls_only = json.loads(meta["layers"]), json.loads(meta["cls_only"])
+            logits, filled = f.get_tensor("logits"), f.get_tensor("filled")
+            cache = cls(layers, cls_only, logits.shape[0], 1, device)
+            cache.logits, cache.filled = logits.to(device), filled
+            cache.hidden = {t: f.get_tensor(f"hidden.{t}").to(device) for t in layers}
+        cache.width = next(iter(cache.hidden.values())).shape[1] if cache.hidden else cache.width
+        return cache

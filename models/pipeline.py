@@ -213,6 +213,8 @@ def run_distillation(
         should_stop=should_stop,
         augment_resources=_augment_resources(cfg, teacher, t_tok, dev),
         show_progress=show_progress,
+        teacher_outputs_dir=cache / "teacher_outputs",
+        teacher_id=teacher_info.get("key") or model_digest(teacher_dir),
     )
     teacher_metrics = teacher_info.get("dev_metrics") or trainer.evaluate(
         teacher,

@@ -9,6 +9,8 @@ so an interrupted run resumed from its checkpoint ends with the same weights as 
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 import time
 from collections.abc import Callable
@@ -17,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from filelock import FileLock
 from transformers import get_linear_schedule_with_warmup
 
 from models import checkpoint as ckpt
@@ -71,6 +74,9 @@ class KDTrainer:
         stage: A label for progress events (``teacher``, ``kd``, ``baseline``).
         show_progress: Show a tqdm bar per epoch.
         cache_limit_gib: The teacher cache is skipped (and the reason reported) above this size.
+        teacher_outputs_dir: Where teacher caches are shared between runs (none: each run builds its
+            own). A cache is found by the teacher's identity, the layers read, and the encoded train set.
+        teacher_id: The teacher's identity (a content digest); needed with ``teacher_outputs_dir``.
     """
 
     def __init__(
@@ -90,6 +96,8 @@ class KDTrainer:
         stage: str = "kd",
         show_progress: bool = False,
         cache_limit_gib: float = 4.0,
+        teacher_outputs_dir: Path | None = None,
+        teacher_id: str | None = None,
     ) -> None:
         self.cfg, self.task_kind, self.label_names = config, task_kind, label_names
         self.device = torch.device(device)
@@ -107,6 +115,8 @@ class KDTrainer:
         self.cache: TeacherCache | None = None
         self.cache_stats: dict = {}
         self.cache_limit_bytes = cache_limit_gib * 2**30
+        self.shared_dir = Path(teacher_outputs_dir) if teacher_outputs_dir and teacher_id else None
+        self.teacher_id = teacher_id
 
     # ----------------------------------------------------------------------------- public
     def fit(self, train_examples, dev_examples, *, resume: bool = False) -> TrainResult:
@@ -320,18 +330,44 @@ class KDTrainer:
                 "reason": f"needs {size / 2**30:.1f} GiB > limit {self.cache_limit_bytes / 2**30:.1f} GiB",
             }
             return
-        self.cache = TeacherCache(layers, cls_only, len(self.train_enc), max_len, self.device)
-        for chunk in length_sorted_batches(self.train_enc, self.cfg.training.batch_size * 2):
-            batch = collate(chunk, self.pad_id, self.task_kind)
-            logits, hidden, _ = self.step_fn.run_teacher(batch)
-            self.cache.add(batch["index"], logits, hidden, batch["attention_mask"])
+        shared, loaded = self._shared_cache_file(layers, cls_only, max_len), False
+        if shared is None:
+            self._fill_teacher_cache(layers, cls_only, max_len)
+        else:
+            # runs in parallel on one variant: the first computes the outputs, the others load them
+            shared.parent.mkdir(parents=True, exist_ok=True)
+            with FileLock(str(shared) + ".lock"):
+                loaded = shared.is_file()
+                if loaded:
+                    self.cache = TeacherCache.load(shared, self.device)
+                else:
+                    self._fill_teacher_cache(layers, cls_only, max_len)
+                    self.cache.save(shared)
         self.cache_stats = {
             "enabled": True,
             "build_s": time.perf_counter() - t0,
             "megabytes": self.cache.num_bytes / 2**20,
             "layers": layers,
             "cls_only": cls_only,
+            "shared": None if shared is None else ("loaded" if loaded else "saved"),
         }
+
+    def _fill_teacher_cache(self, layers: list[int], cls_only: bool, max_len: int) -> None:
+        self.cache = TeacherCache(layers, cls_only, len(self.train_enc), max_len, self.device)
+        for chunk in length_sorted_batches(self.train_enc, self.cfg.training.batch_size * 2):
+            batch = collate(chunk, self.pad_id, self.task_kind)
+            logits, hidden, _ = self.step_fn.run_teacher(batch)
+            self.cache.add(batch["index"], logits, hidden, batch["attention_mask"])
+
+    def _shared_cache_file(self, layers: list[int], cls_only: bool, max_len: int) -> Path | None:
+        """The shared cache's file for this teacher, these layers and this encoded train set."""
+        if self.shared_dir is None:
+            return None
+        bf16 = self.device.type == "cuda" and self.cfg.training.bf16  # outputs computed under autocast
+        h = hashlib.sha256(json.dumps([self.teacher_id, layers, cls_only, max_len, bf16]).encode())
+        for it in self.train_enc:
+            h.update(repr((it.input_ids, it.token_type_ids, it.index)).encode())
+        return self.shared_dir / f"{h.hexdigest()[:32]}.safetensors"
 
     def _teacher_outputs(self, batch):
         if self.teacher is None:

@@ -18,12 +18,14 @@ def data():
     return polarity_examples(48)
 
 
-def make_trainer(cfg: KDConfig, workdir, *, teacher=True, should_stop=None, student_layers=2, resources=None):
+def make_trainer(cfg: KDConfig, workdir, *, teacher=True, should_stop=None, student_layers=2, resources=None,
+                 shared=None):
     t = tiny_bert(4, hidden=48, seed=1) if teacher else None
     s = tiny_bert(student_layers, hidden=32, seed=2)
     return KDTrainer(student=s, teacher=t, config=cfg, task_kind="classification", label_names=LABELS,
                      tokenizer=tokenizer(), workdir=workdir, should_stop=should_stop,
-                     augment_resources=resources)
+                     augment_resources=resources, teacher_outputs_dir=shared,
+                     teacher_id="tiny-teacher" if shared else None)
 
 
 def cfg_of(**sections) -> KDConfig:
@@ -69,6 +71,29 @@ def test_teacher_cache_matches_on_the_fly_teacher(data, tmp_path):
         assert bool(trainer.cache_stats.get("enabled")) == cached
     for key in final[True]:
         torch.testing.assert_close(final[True][key], final[False][key], rtol=1e-4, atol=1e-5, msg=key)
+
+
+def test_teacher_outputs_are_shared_between_runs(data, tmp_path):
+    """The second run loads the first run's teacher outputs and ends with the same weights; another
+    layer set or another train set gets its own file."""
+    shared = tmp_path / "teacher_outputs"
+    cfg = cfg_of(intermediate={"loss": "mse", "strategy": "skip"})
+    first = make_trainer(cfg, tmp_path / "a", shared=shared)
+    first.fit(*data)
+    second = make_trainer(cfg, tmp_path / "b", shared=shared)
+    second.fit(*data)
+    assert (first.cache_stats["shared"], second.cache_stats["shared"]) == ("saved", "loaded")
+    a, b = weights(first.student), weights(second.student)
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], rtol=0, atol=0, msg=key)
+    assert len(list(shared.glob("*.safetensors"))) == 1
+    other_layers = make_trainer(cfg_of(intermediate={"loss": "mse", "strategy": "last"}), tmp_path / "c",
+                                shared=shared)
+    other_layers.fit(*data)
+    fewer = make_trainer(cfg, tmp_path / "d", shared=shared)
+    fewer.fit(data[0][:40], data[1])
+    assert other_layers.cache_stats["shared"] == fewer.cache_stats["shared"] == "saved"
+    assert len(list(shared.glob("*.safetensors"))) == 3
 
 
 def test_no_teacher_trains_on_hard_labels(data, tmp_path):
