@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import math
 import time
 from collections.abc import Callable
@@ -30,6 +31,8 @@ from models.kd_step import KDStep
 from models.metrics import compute_metrics, primary_metric
 
 Progress = Callable[[dict], None]
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -337,10 +340,8 @@ class KDTrainer:
             # runs in parallel on one variant: the first computes the outputs, the others load them
             shared.parent.mkdir(parents=True, exist_ok=True)
             with FileLock(str(shared) + ".lock"):
-                loaded = shared.is_file()
-                if loaded:
-                    self.cache = TeacherCache.load(shared, self.device)
-                else:
+                loaded = shared.is_file() and self._load_shared_cache(shared)
+                if not loaded:
                     self._fill_teacher_cache(layers, cls_only, max_len)
                     self.cache.save(shared)
         self.cache_stats = {
@@ -351,6 +352,15 @@ class KDTrainer:
             "cls_only": cls_only,
             "shared": None if shared is None else ("loaded" if loaded else "saved"),
         }
+
+    def _load_shared_cache(self, path: Path) -> bool:
+        """Load a shared cache; an unreadable file is a cache miss (logged, then rebuilt and replaced)."""
+        try:
+            self.cache = TeacherCache.load(path, self.device)
+        except Exception as exc:  # a truncated or foreign file: the outputs are recomputed, never guessed
+            log.warning("shared teacher outputs %s unreadable (%s); recomputing them", path, exc)
+            return False
+        return True
 
     def _fill_teacher_cache(self, layers: list[int], cls_only: bool, max_len: int) -> None:
         self.cache = TeacherCache(layers, cls_only, len(self.train_enc), max_len, self.device)
