@@ -152,8 +152,8 @@ class TeacherCache:
             meta = f.metadata()
             layers, cls_only = json.loads(meta["layers"]), json.loads(meta["cls_only"])
             logits, filled = f.get_tensor("logits"), f.get_tensor("filled")
-            cache = cls(layers, cls_only, logits.shape[0], 1, device)
-            cache.logits, cache.filled = logits.to(device), filled
-            cache.hidden = {t: f.get_tensor(f"hidden.{t}").to(device) for t in layers}
-        cache.width = next(iter(cache.hidden.values())).shape[1] if cache.hidden else cache.width
+            hidden = {t: f.get_tensor(f"hidden.{t}").to(device) for t in layers}
+        width = next(iter(hidden.values())).shape[1] if hidden else 1
+        cache = cls(layers, cls_only, logits.shape[0], width, device)
+        cache.logits, cache.filled, cache.hidden = logits.to(device), filled, hidden
         return cache

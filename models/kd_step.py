@@ -63,10 +63,13 @@ class KDStep:
             return list(range(self.teacher.config.num_hidden_layers + 1))
         return sorted({t for t, _ in self.pairs})
 
+    @property
+    def bf16(self) -> bool:
+        """Whether forward passes run under bf16 autocast (CUDA only)."""
+        return self.device.type == "cuda" and self.cfg.training.bf16
+
     def autocast(self):
-        if self.device.type == "cuda" and self.cfg.training.bf16:
-            return torch.autocast("cuda", dtype=torch.bfloat16)
-        return contextlib.nullcontext()
+        return torch.autocast("cuda", dtype=torch.bfloat16) if self.bf16 else contextlib.nullcontext()
 
     @staticmethod
     def model_inputs(batch: Batch) -> dict[str, torch.Tensor]:

@@ -373,8 +373,8 @@ class KDTrainer:
         """The shared cache's file for this teacher, these layers and this encoded train set."""
         if self.shared_dir is None:
             return None
-        bf16 = self.device.type == "cuda" and self.cfg.training.bf16  # outputs computed under autocast
-        h = hashlib.sha256(json.dumps([self.teacher_id, layers, cls_only, max_len, bf16]).encode())
+        key = [self.teacher_id, layers, cls_only, max_len, self.step_fn.bf16]
+        h = hashlib.sha256(json.dumps(key).encode())
         for it in self.train_enc:
             h.update(repr((it.input_ids, it.token_type_ids, it.index)).encode())
         return self.shared_dir / f"{h.hexdigest()[:32]}.safetensors"
