@@ -30,10 +30,14 @@ from models.config import DistillSpec, KDConfig, StudentSpec  # noqa: E402
 
 
 def variants() -> dict[str, dict]:
-    inter = {f"kd+{loss}": {"intermediate": {"loss": loss, "strategy": "skip"}}
-             for loss in ("mse", "cos", "pkd", "ce", "att_mse")}
-    mi = {f"kd+mi(a={a})": {"intermediate": {"loss": "mi", "alpha": a, "strategy": "skip"}}
-          for a in (0.0, 0.5, 0.9, 1.0)}
+    inter = {
+        f"kd+{loss}": {"intermediate": {"loss": loss, "strategy": "skip"}}
+        for loss in ("mse", "cos", "pkd", "ce", "att_mse")
+    }
+    mi = {
+        f"kd+mi(a={a})": {"intermediate": {"loss": "mi", "alpha": a, "strategy": "skip"}}
+        for a in (0.0, 0.5, 0.9, 1.0)
+    }
     return {
         "kd_only": {},
         **inter,
@@ -66,35 +70,60 @@ def main() -> None:
 
     torch.set_num_threads(max(1, min(8, os.cpu_count() or 1)))
     dataset = args.dataset if Path(args.dataset).is_file() else f"{args.dataset}@{args.size}"
-    training = {"epochs": args.epochs, "batch_size": 32, "max_length": args.max_length, "learning_rate": args.lr}
+    training = {
+        "epochs": args.epochs,
+        "batch_size": 32,
+        "max_length": args.max_length,
+        "learning_rate": args.lr,
+    }
     work = Path(args.work)
     runs = []
     for seed in args.seeds:
         for name, overrides in variants().items():
             if args.only and name not in args.only:
                 continue
-            out = work / f"{name}-s{seed}".replace("(", "_").replace(")", "").replace("=", "").replace(",", "_")
+            out = work / f"{name}-s{seed}".replace("(", "_").replace(")", "").replace("=", "").replace(
+                ",", "_"
+            )
             report_file = out / "report.json"
             if not report_file.is_file() and args.summarize_only:
                 continue
             if not report_file.is_file():  # resumable: finished runs are kept
                 cfg = KDConfig.from_dict({**overrides, "training": {**training, "seed": seed}})
                 spec = DistillSpec(
-                    dataset=dataset, teacher=args.teacher, student=StudentSpec(num_layers=args.student_layers),
-                    kd_config=cfg, train_no_kd_baseline=(name == "kd_only"), measure_latency=False,
+                    dataset=dataset,
+                    teacher=args.teacher,
+                    student=StudentSpec(num_layers=args.student_layers),
+                    kd_config=cfg,
+                    train_no_kd_baseline=(name == "kd_only"),
+                    measure_latency=False,
                     teacher_training={"epochs": 3, "max_length": args.max_length, "learning_rate": args.lr},
                 )
                 t0 = time.perf_counter()
                 run_distillation(spec, out, resume=True)
                 print(f"{name} seed {seed}: {time.perf_counter() - t0:.0f}s", flush=True)
             report = json.loads(report_file.read_text())
-            runs.append({"variant": name, "seed": seed, "score": report["student_score"],
-                         "teacher_score": report["teacher_score"], "ratio": report["ratio"],
-                         "train_time_s": report["train_time_s"]})
+            runs.append(
+                {
+                    "variant": name,
+                    "seed": seed,
+                    "score": report["student_score"],
+                    "teacher_score": report["teacher_score"],
+                    "ratio": report["ratio"],
+                    "train_time_s": report["train_time_s"],
+                }
+            )
             if name == "kd_only":
-                runs.append({"variant": "no_kd", "seed": seed, "score": report["no_kd_score"],
-                             "teacher_score": report["teacher_score"],
-                             "ratio": report["no_kd_score"] / report["teacher_score"], "train_time_s": None})
+                runs.append(
+                    {
+                        "variant": "no_kd",
+                        "seed": seed,
+                        "score": report["no_kd_score"],
+                        "teacher_score": report["teacher_score"],
+                        "ratio": report["no_kd_score"] / report["teacher_score"],
+                        "train_time_s": None,
+                    }
+                )
             write_summary(args, runs)
 
 
@@ -103,12 +132,21 @@ def write_summary(args, runs: list[dict]) -> None:
     summary = {}
     for name in dict.fromkeys(r["variant"] for r in runs):
         scores = [r["score"] for r in runs if r["variant"] == name]
-        summary[name] = {"mean": statistics.mean(scores), "std": statistics.pstdev(scores), "n": len(scores),
-                         "mean_ratio": statistics.mean(r["ratio"] for r in runs if r["variant"] == name)}
-    record = {"command": "python " + " ".join(shlex.quote(a) for a in sys.argv),
-              "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "settings": vars(args),
-              "metric": "dev accuracy (best epoch)", "teacher_score": runs[0]["teacher_score"] if runs else None,
-              "summary": summary, "runs": runs}
+        summary[name] = {
+            "mean": statistics.mean(scores),
+            "std": statistics.pstdev(scores),
+            "n": len(scores),
+            "mean_ratio": statistics.mean(r["ratio"] for r in runs if r["variant"] == name),
+        }
+    record = {
+        "command": "python " + " ".join(shlex.quote(a) for a in sys.argv),
+        "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "settings": vars(args),
+        "metric": "dev accuracy (best epoch)",
+        "teacher_score": runs[0]["teacher_score"] if runs else None,
+        "summary": summary,
+        "runs": runs,
+    }
     Path(args.out).mkdir(parents=True, exist_ok=True)
     path = Path(args.out) / f"ablation_{Path(args.dataset).stem}{args.tag}.json"
     path.write_text(json.dumps(record, indent=2))

@@ -78,12 +78,21 @@ def build_models(args):
 
 def kd_config(args, *, cache: bool, bf16: bool, epochs: int) -> KDConfig:
     inter = {"loss": "mse", "strategy": "skip"} if args.hidden_mse else {"loss": "none"}
-    return KDConfig.from_dict({
-        "prediction": {"loss": "ce", "temperature": 1.0},
-        "intermediate": inter,
-        "training": {"epochs": epochs, "batch_size": args.batch_size, "max_length": args.max_length,
-                     "cache_teacher": cache, "bf16": bf16, "max_grad_norm": 1.0, "warmup_ratio": 0.1},
-    })
+    return KDConfig.from_dict(
+        {
+            "prediction": {"loss": "ce", "temperature": 1.0},
+            "intermediate": inter,
+            "training": {
+                "epochs": epochs,
+                "batch_size": args.batch_size,
+                "max_length": args.max_length,
+                "cache_teacher": cache,
+                "bf16": bf16,
+                "max_grad_norm": 1.0,
+                "warmup_ratio": 0.1,
+            },
+        }
+    )
 
 
 def run_ours(args, teacher, make_student, tok, train, dev, *, cache: bool, bf16: bool, epochs: int) -> dict:
@@ -112,9 +121,17 @@ def run_ours(args, teacher, make_student, tok, train, dev, *, cache: bool, bf16:
             return out
 
     with tempfile.TemporaryDirectory() as tmp:
-        trainer = Timed(student=make_student(), teacher=teacher, config=kd_config(args, cache=cache, bf16=bf16,
-                        epochs=epochs), task_kind="classification", label_names=LABELS, tokenizer=tok,
-                        workdir=tmp, device=args.device, progress=progress)
+        trainer = Timed(
+            student=make_student(),
+            teacher=teacher,
+            config=kd_config(args, cache=cache, bf16=bf16, epochs=epochs),
+            task_kind="classification",
+            label_names=LABELS,
+            tokenizer=tok,
+            workdir=tmp,
+            device=args.device,
+            progress=progress,
+        )
         t0 = time.perf_counter()
         trainer.fit(train, dev)
         total = time.perf_counter() - t0
@@ -145,24 +162,42 @@ def run_textbrewer(args, teacher, make_student, tok, train) -> dict:
         batches.append({k: v for k, v in b.items() if k in ("input_ids", "attention_mask", "token_type_ids")})
 
     def adaptor(batch, outputs):
-        return {"logits": outputs.logits, "hidden": outputs.hidden_states,
-                "inputs_mask": batch["attention_mask"]}
+        return {
+            "logits": outputs.logits,
+            "hidden": outputs.hidden_states,
+            "inputs_mask": batch["attention_mask"],
+        }
 
     matches = []
     if args.hidden_mse:
         n_t, n_s = teacher.config.num_hidden_layers, student.config.num_hidden_layers
         from models.losses import layer_pairs
 
-        matches = [{"layer_T": t, "layer_S": s, "feature": "hidden", "loss": "hidden_mse", "weight": 1}
-                   for t, s in layer_pairs("skip", n_t, n_s)]
+        matches = [
+            {"layer_T": t, "layer_S": s, "feature": "hidden", "loss": "hidden_mse", "weight": 1}
+            for t, s in layer_pairs("skip", n_t, n_s)
+        ]
     for m in (teacher, student):
-        m.config.output_hidden_states = args.hidden_mse  # ours requests hidden states only when a loss reads them
+        m.config.output_hidden_states = (
+            args.hidden_mse
+        )  # ours requests hidden states only when a loss reads them
     with tempfile.TemporaryDirectory() as tmp:
         train_cfg = TrainingConfig(device=args.device, output_dir=tmp, log_dir=tmp, ckpt_frequency=1)
-        distill_cfg = DistillationConfig(temperature=1, kd_loss_type="ce", kd_loss_weight=1, hard_label_weight=0,
-                                         intermediate_matches=matches)
-        distiller = GeneralDistiller(train_config=train_cfg, distill_config=distill_cfg, model_T=teacher,
-                                     model_S=student, adaptor_T=adaptor, adaptor_S=adaptor)
+        distill_cfg = DistillationConfig(
+            temperature=1,
+            kd_loss_type="ce",
+            kd_loss_weight=1,
+            hard_label_weight=0,
+            intermediate_matches=matches,
+        )
+        distiller = GeneralDistiller(
+            train_config=train_cfg,
+            distill_config=distill_cfg,
+            model_T=teacher,
+            model_S=student,
+            adaptor_T=adaptor,
+            adaptor_S=adaptor,
+        )
         optimizer = torch.optim.AdamW(student.parameters(), lr=5e-5, weight_decay=0.1)
         sched = transformers.get_linear_schedule_with_warmup(optimizer, int(0.1 * len(batches)), len(batches))
         if args.device.startswith("cuda"):
@@ -212,24 +247,37 @@ def main() -> None:
             if name == "textbrewer_fp32":
                 rounds[name].append(run_textbrewer(args, teacher, make_student, tok, train))
             else:
-                rounds[name].append(run_ours(args, teacher, make_student, tok, train, dev, cache=False,
-                                             bf16=False, epochs=1))
-        print(f"round {r + 1}: textbrewer {rounds['textbrewer_fp32'][-1]['samples_per_s']:.1f}/s, ours "
-              f"{rounds['ours_fp32_nocache'][-1]['samples_per_s_steady']:.1f}/s", flush=True)
+                rounds[name].append(
+                    run_ours(args, teacher, make_student, tok, train, dev, cache=False, bf16=False, epochs=1)
+                )
+        print(
+            f"round {r + 1}: textbrewer {rounds['textbrewer_fp32'][-1]['samples_per_s']:.1f}/s, ours "
+            f"{rounds['ours_fp32_nocache'][-1]['samples_per_s_steady']:.1f}/s",
+            flush=True,
+        )
     results = {
-        "textbrewer_fp32": {"rounds": rounds["textbrewer_fp32"], "samples_per_s": statistics.median(
-            x["samples_per_s"] for x in rounds["textbrewer_fp32"])},
-        "ours_fp32_nocache": {"rounds": rounds["ours_fp32_nocache"], "samples_per_s_steady": statistics.median(
-            x["samples_per_s_steady"] for x in rounds["ours_fp32_nocache"])},
+        "textbrewer_fp32": {
+            "rounds": rounds["textbrewer_fp32"],
+            "samples_per_s": statistics.median(x["samples_per_s"] for x in rounds["textbrewer_fp32"]),
+        },
+        "ours_fp32_nocache": {
+            "rounds": rounds["ours_fp32_nocache"],
+            "samples_per_s_steady": statistics.median(
+                x["samples_per_s_steady"] for x in rounds["ours_fp32_nocache"]
+            ),
+        },
     }
-    results["ours_fp32_cache"] = run_ours(args, teacher, make_student, tok, train, dev, cache=True, bf16=False,
-                                          epochs=args.epochs)
+    results["ours_fp32_cache"] = run_ours(
+        args, teacher, make_student, tok, train, dev, cache=True, bf16=False, epochs=args.epochs
+    )
     print("ours fp32 cache", results["ours_fp32_cache"], flush=True)
     if args.bf16:
-        results["ours_bf16_nocache"] = run_ours(args, teacher, make_student, tok, train, dev, cache=False,
-                                                bf16=True, epochs=1)
-        results["ours_bf16_cache"] = run_ours(args, teacher, make_student, tok, train, dev, cache=True, bf16=True,
-                                              epochs=args.epochs)
+        results["ours_bf16_nocache"] = run_ours(
+            args, teacher, make_student, tok, train, dev, cache=False, bf16=True, epochs=1
+        )
+        results["ours_bf16_cache"] = run_ours(
+            args, teacher, make_student, tok, train, dev, cache=True, bf16=True, epochs=args.epochs
+        )
     tb = results["textbrewer_fp32"]["samples_per_s"]
     ratios = {
         "ours_nocache_vs_textbrewer": results["ours_fp32_nocache"]["samples_per_s_steady"] / tb,
@@ -241,18 +289,28 @@ def main() -> None:
         / results["ours_fp32_nocache"]["samples_per_s_steady"],
     }
     if args.bf16:
-        ratios["ours_bf16_nocache_vs_textbrewer_fp32"] = results["ours_bf16_nocache"]["samples_per_s_steady"] / tb
-        ratios["ours_bf16_cache_steady_vs_textbrewer_fp32"] = results["ours_bf16_cache"]["samples_per_s_steady"] / tb
+        ratios["ours_bf16_nocache_vs_textbrewer_fp32"] = (
+            results["ours_bf16_nocache"]["samples_per_s_steady"] / tb
+        )
+        ratios["ours_bf16_cache_steady_vs_textbrewer_fp32"] = (
+            results["ours_bf16_cache"]["samples_per_s_steady"] / tb
+        )
     device_name = torch.cuda.get_device_name(0) if args.device.startswith("cuda") else platform.processor()
     record = {
         "command": "python " + " ".join(shlex.quote(a) for a in sys.argv),
         "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "device": args.device, "device_name": device_name, "torch": torch.__version__,
-        "threads": torch.get_num_threads(), "settings": vars(args), "results": results, "ratios": ratios,
+        "device": args.device,
+        "device_name": device_name,
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "settings": vars(args),
+        "results": results,
+        "ratios": ratios,
     }
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    tag = f"kd_throughput_{'gpu' if args.device.startswith('cuda') else 'cpu'}{'_hidden' if args.hidden_mse else ''}"
+    kind = "gpu" if args.device.startswith("cuda") else "cpu"
+    tag = f"kd_throughput_{kind}{'_hidden' if args.hidden_mse else ''}"
     (out / f"{tag}.json").write_text(json.dumps(record, indent=2))
     print(json.dumps(ratios, indent=2))
     print(f"saved {out / (tag + '.json')}")

@@ -27,16 +27,28 @@ def label_to_target(label, label_names: tuple[str, ...], task_kind: str) -> int 
     return label_names.index(label)
 
 
-def encode_examples(examples: Sequence, tokenizer, max_length: int, label_names: tuple[str, ...],
-                    task_kind: str, *, indices: Sequence[int] | None = None) -> list[Encoded]:
+def encode_examples(
+    examples: Sequence,
+    tokenizer,
+    max_length: int,
+    label_names: tuple[str, ...],
+    task_kind: str,
+    *,
+    indices: Sequence[int] | None = None,
+) -> list[Encoded]:
     """Tokenise (text, text_pair) with truncation and no padding (padding happens per batch)."""
     if not examples:
         return []
     texts = [e.text for e in examples]
     pairs = [e.text_pair for e in examples]
     has_pair = any(p is not None for p in pairs)
-    enc = tokenizer(texts, [p or "" for p in pairs] if has_pair else None, truncation=True,
-                    max_length=max_length, padding=False)
+    enc = tokenizer(
+        texts,
+        [p or "" for p in pairs] if has_pair else None,
+        truncation=True,
+        max_length=max_length,
+        padding=False,
+    )
     tt = enc.get("token_type_ids")
     indices = list(range(len(examples))) if indices is None else list(indices)
     return [
@@ -89,7 +101,9 @@ class TeacherCache:
     [CLS]-level losses), on the training device, so a batch is one gather per layer.
     """
 
-    def __init__(self, layers: Sequence[int], cls_only: bool, num_examples: int, max_len: int, device) -> None:
+    def __init__(
+        self, layers: Sequence[int], cls_only: bool, num_examples: int, max_len: int, device
+    ) -> None:
         self.layers, self.cls_only = list(layers), cls_only
         self.num_examples, self.width, self.device = num_examples, 1 if cls_only else max_len, device
         self.logits: torch.Tensor | None = None  # (N, C)
@@ -97,7 +111,9 @@ class TeacherCache:
         self.filled = torch.zeros(num_examples, dtype=torch.bool)
 
     @staticmethod
-    def estimate_bytes(layers: Sequence[int], cls_only: bool, num_examples: int, max_len: int, hidden: int) -> int:
+    def estimate_bytes(
+        layers: Sequence[int], cls_only: bool, num_examples: int, max_len: int, hidden: int
+    ) -> int:
         return num_examples * len(layers) * (1 if cls_only else max_len) * hidden * 4
 
     def add(self, index: torch.Tensor, logits: torch.Tensor, hidden_states: dict, attention_mask) -> None:

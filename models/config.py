@@ -221,14 +221,19 @@ class StudentSpec(_Strict):
 
     @model_validator(mode="after")
     def _check(self) -> StudentSpec:
-        forms = [self.checkpoint is not None, self.layers is not None,
-                 self.num_layers is not None and not self.fresh, self.fresh]
+        forms = [
+            self.checkpoint is not None,
+            self.layers is not None,
+            self.num_layers is not None and not self.fresh,
+            self.fresh,
+        ]
         if sum(forms) != 1:
             raise ValueError("student: give exactly one of checkpoint, layers, num_layers, fresh")
         if self.fresh and self.num_layers is None:
             raise ValueError("student.fresh needs num_layers")
-        if self.layers is not None and (not self.layers or len(set(self.layers)) != len(self.layers)
-                                        or min(self.layers) < 0):
+        if self.layers is not None and (
+            not self.layers or len(set(self.layers)) != len(self.layers) or min(self.layers) < 0
+        ):
             raise ValueError("student.layers must be distinct non-negative teacher layer indices")
         if not self.fresh and (self.hidden_size or self.num_heads or self.intermediate_size):
             raise ValueError("student.hidden_size/num_heads/intermediate_size need fresh=true")
@@ -329,20 +334,32 @@ def check_compatible(
     inter = config.intermediate
     if config.weights.intermediate == 0 or inter.loss == "none":
         return
-    if inter.loss in TOKEN_LEVEL_LOSSES and teacher.tokenizer_id and student.tokenizer_id \
-            and teacher.tokenizer_id != student.tokenizer_id:
+    if (
+        inter.loss in TOKEN_LEVEL_LOSSES
+        and teacher.tokenizer_id
+        and student.tokenizer_id
+        and teacher.tokenizer_id != student.tokenizer_id
+    ):
         raise IncompatibleModelsError(
             f"intermediate.loss={inter.loss!r} compares token positions, but teacher and student use "
             "different tokenizers; use a [CLS]-level loss (pkd, mi) or intermediate.loss='none'"
         )
-    if inter.loss == "att_mse" and teacher.num_heads and student.num_heads \
-            and teacher.num_heads != student.num_heads:
+    if (
+        inter.loss == "att_mse"
+        and teacher.num_heads
+        and student.num_heads
+        and teacher.num_heads != student.num_heads
+    ):
         raise IncompatibleModelsError(
             f"intermediate.loss='att_mse' needs equal attention head counts "
             f"(teacher {teacher.num_heads}, student {student.num_heads})"
         )
-    if inter.strategy in ("skip", "last") and teacher.num_layers and student.num_layers \
-            and student.num_layers > teacher.num_layers:
+    if (
+        inter.strategy in ("skip", "last")
+        and teacher.num_layers
+        and student.num_layers
+        and student.num_layers > teacher.num_layers
+    ):
         raise IncompatibleModelsError(
             f"strategy {inter.strategy!r} maps student layers onto teacher layers, but the student "
             f"has {student.num_layers} layers and the teacher only {teacher.num_layers}"

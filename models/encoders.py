@@ -82,8 +82,13 @@ def sentence_embedder(
         out = []
         with torch.inference_mode():
             for i in range(0, len(texts), batch_size):
-                enc = tok(list(texts[i : i + batch_size]), padding=True, truncation=True,
-                          max_length=max_length, return_tensors="pt")
+                enc = tok(
+                    list(texts[i : i + batch_size]),
+                    padding=True,
+                    truncation=True,
+                    max_length=max_length,
+                    return_tensors="pt",
+                )
                 hidden = model(**enc).last_hidden_state  # (B, L, H)
                 mask = enc["attention_mask"].unsqueeze(-1).float()  # (B, L, 1)
                 pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)  # (B, H)

@@ -35,8 +35,9 @@ def concat_batches(a: Batch, b: Batch, pad_id: int) -> Batch:
 class KDStep:
     """Loss computation for one batch. ``teacher=None`` trains on hard labels only."""
 
-    def __init__(self, student, teacher, config: KDConfig, task_kind: str, num_labels: int, device,
-                 pad_id: int = 0) -> None:
+    def __init__(
+        self, student, teacher, config: KDConfig, task_kind: str, num_labels: int, device, pad_id: int = 0
+    ) -> None:
         self.pad_id = pad_id
         self.student, self.teacher, self.cfg = student, teacher, config
         self.task_kind, self.num_labels, self.device = task_kind, num_labels, device
@@ -49,8 +50,12 @@ class KDStep:
         if self.use_inter:
             n_t, n_s = teacher.config.num_hidden_layers, student.config.num_hidden_layers
             self.matcher = LayerMatcher.from_strategy(
-                inter.loss, inter.strategy, student_dim=student.config.hidden_size,
-                teacher_dim=teacher.config.hidden_size, n_student_layers=n_s, n_teacher_layers=n_t,
+                inter.loss,
+                inter.strategy,
+                student_dim=student.config.hidden_size,
+                teacher_dim=teacher.config.hidden_size,
+                n_student_layers=n_s,
+                n_teacher_layers=n_t,
                 alpha=inter.alpha,
             ).to(device)
             self.pairs = self.matcher.pairs
@@ -79,7 +84,9 @@ class KDStep:
     def _forward(self, model, batch: Batch):
         att = self.use_inter and self.cfg.intermediate.loss == "att_mse"
         with self.autocast():
-            return model(**self.model_inputs(batch), output_hidden_states=self.use_inter, output_attentions=att)
+            return model(
+                **self.model_inputs(batch), output_hidden_states=self.use_inter, output_attentions=att
+            )
 
     @torch.no_grad()
     def run_teacher(self, batch: Batch):
@@ -144,8 +151,14 @@ class KDStep:
 
     def _mixup(self, batch: Batch, gen: torch.Generator):
         """[original; mixed] inputs for each model (its own word embeddings) and the mixed targets."""
-        from models.mixup import (embed_inputs, mix_attention_mask, mix_embeddings, mix_permutation,
-                                  mixed_hard_targets, sample_lambda)
+        from models.mixup import (
+            embed_inputs,
+            mix_attention_mask,
+            mix_embeddings,
+            mix_permutation,
+            mixed_hard_targets,
+            sample_lambda,
+        )
 
         lam = sample_lambda(self.cfg.mixup.alpha, gen)
         perm = mix_permutation(batch["input_ids"].shape[0], gen).to(self.device)
@@ -154,7 +167,10 @@ class KDStep:
 
         def mixed_inputs(model) -> Batch:
             emb = embed_inputs(model, batch["input_ids"], batch.get("token_type_ids"))  # (B, L, d)
-            out = {"inputs_embeds": torch.cat([emb, mix_embeddings(emb, lam, perm)]), "attention_mask": mixed_mask}
+            out = {
+                "inputs_embeds": torch.cat([emb, mix_embeddings(emb, lam, perm)]),
+                "attention_mask": mixed_mask,
+            }
             if "token_type_ids" in batch:
                 out["token_type_ids"] = torch.cat([batch["token_type_ids"], batch["token_type_ids"]])
             return out

@@ -80,13 +80,18 @@ def label_kwargs(label_names: tuple[str, ...], task_kind: str) -> dict:
     }
 
 
-def load_classifier(path: str | Path, label_names: tuple[str, ...], task_kind: str,
-                    *, attn_eager: bool = False) -> PreTrainedModel:
+def load_classifier(
+    path: str | Path, label_names: tuple[str, ...], task_kind: str, *, attn_eager: bool = False
+) -> PreTrainedModel:
     """Load a sequence classifier; a new head is initialised when the checkpoint has none."""
     extra = {"attn_implementation": "eager"} if attn_eager else {}
     return AutoModelForSequenceClassification.from_pretrained(
-        str(path), local_files_only=True, ignore_mismatched_sizes=True, dtype=torch.float32,
-        **label_kwargs(label_names, task_kind), **extra,
+        str(path),
+        local_files_only=True,
+        ignore_mismatched_sizes=True,
+        dtype=torch.float32,
+        **label_kwargs(label_names, task_kind),
+        **extra,
     )
 
 
@@ -112,12 +117,16 @@ def evenly_spaced_layers(n_teacher: int, n_student: int) -> list[int]:
     return [int(i * step) for i in range(n_student)]
 
 
-def derive_student(teacher: PreTrainedModel, layers: list[int], *, attn_eager: bool = False) -> PreTrainedModel:
+def derive_student(
+    teacher: PreTrainedModel, layers: list[int], *, attn_eager: bool = False
+) -> PreTrainedModel:
     """A student with the teacher's embeddings, the chosen blocks, pooler and head, copied."""
     n_teacher = teacher.config.num_hidden_layers
     bad = [i for i in layers if not 0 <= i < n_teacher]
     if bad:
-        raise ConfigError(f"student.layers {bad} out of range for a {n_teacher}-layer teacher (0..{n_teacher - 1})")
+        raise ConfigError(
+            f"student.layers {bad} out of range for a {n_teacher}-layer teacher (0..{n_teacher - 1})"
+        )
     config = copy.deepcopy(teacher.config)
     config.num_hidden_layers = len(layers)
     if attn_eager:
@@ -140,7 +149,9 @@ def derive_student(teacher: PreTrainedModel, layers: list[int], *, attn_eager: b
     return student
 
 
-def fresh_student(teacher: PreTrainedModel, spec: StudentSpec, *, attn_eager: bool = False) -> PreTrainedModel:
+def fresh_student(
+    teacher: PreTrainedModel, spec: StudentSpec, *, attn_eager: bool = False
+) -> PreTrainedModel:
     """A randomly initialised model of the teacher's family with the given size."""
     config = copy.deepcopy(teacher.config)
     config.num_hidden_layers = spec.num_layers
@@ -152,7 +163,8 @@ def fresh_student(teacher: PreTrainedModel, spec: StudentSpec, *, attn_eager: bo
         config.intermediate_size = spec.intermediate_size
     if config.hidden_size % config.num_attention_heads:
         raise ConfigError(
-            f"student hidden_size {config.hidden_size} is not divisible by {config.num_attention_heads} heads; "
+            f"student hidden_size {config.hidden_size} is not divisible by "
+            f"{config.num_attention_heads} heads; "
             "set student.num_heads"
         )
     if attn_eager:
@@ -168,20 +180,33 @@ class StudentBundle:
     source: str
 
 
-def build_student(spec: StudentSpec, teacher: PreTrainedModel, teacher_tokenizer, label_names, task_kind,
-                  *, attn_eager: bool = False) -> StudentBundle:
+def build_student(
+    spec: StudentSpec,
+    teacher: PreTrainedModel,
+    teacher_tokenizer,
+    label_names,
+    task_kind,
+    *,
+    attn_eager: bool = False,
+) -> StudentBundle:
     """Build the student described by ``spec`` (see :class:`models.config.StudentSpec`)."""
     if spec.checkpoint:
         path = resolve_model_path(spec.checkpoint)
         model = load_classifier(path, label_names, task_kind, attn_eager=attn_eager)
         return StudentBundle(model, load_tokenizer(path), str(path))
     if spec.fresh:
-        return StudentBundle(fresh_student(teacher, spec, attn_eager=attn_eager), teacher_tokenizer,
-                             spec.describe())
+        return StudentBundle(
+            fresh_student(teacher, spec, attn_eager=attn_eager), teacher_tokenizer, spec.describe()
+        )
     n_teacher = teacher.config.num_hidden_layers
-    layers = list(spec.layers) if spec.layers is not None else evenly_spaced_layers(n_teacher, spec.num_layers)
-    return StudentBundle(derive_student(teacher, layers, attn_eager=attn_eager), teacher_tokenizer,
-                         f"{spec.describe()} of teacher (layers {layers})")
+    layers = (
+        list(spec.layers) if spec.layers is not None else evenly_spaced_layers(n_teacher, spec.num_layers)
+    )
+    return StudentBundle(
+        derive_student(teacher, layers, attn_eager=attn_eager),
+        teacher_tokenizer,
+        f"{spec.describe()} of teacher (layers {layers})",
+    )
 
 
 def count_parameters(model: nn.Module) -> int:
@@ -191,8 +216,13 @@ def count_parameters(model: nn.Module) -> int:
 def describe_model(name: str, model: PreTrainedModel, tokenizer) -> ModelDescriptor:
     cfg = model.config
     return ModelDescriptor(
-        name=name, family=cfg.model_type, num_layers=cfg.num_hidden_layers, hidden_size=cfg.hidden_size,
-        num_params=count_parameters(model), num_heads=cfg.num_attention_heads, tokenizer_id=tokenizer_id(tokenizer),
+        name=name,
+        family=cfg.model_type,
+        num_layers=cfg.num_hidden_layers,
+        hidden_size=cfg.hidden_size,
+        num_params=count_parameters(model),
+        num_heads=cfg.num_attention_heads,
+        tokenizer_id=tokenizer_id(tokenizer),
     )
 
 

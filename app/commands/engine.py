@@ -58,10 +58,13 @@ def _fail(message: str, code: int):
 def distill(
     dataset: Annotated[str, typer.Option(help="built-in dataset name or a CSV/TSV/JSONL/Parquet file")],
     out: Annotated[Path, typer.Option(help="output directory (report.json, student/, plot)")],
-    teacher: Annotated[str, typer.Option(help="built-in teacher (minilm-l6, mpnet-base) or a local HF folder")]
-    = "minilm-l6",
+    teacher: Annotated[
+        str, typer.Option(help="built-in teacher (minilm-l6, mpnet-base) or a local HF folder")
+    ] = "minilm-l6",
     student: Annotated[str | None, typer.Option(help="student checkpoint folder")] = None,
-    student_layers: Annotated[int | None, typer.Option(help="derive a K-layer student from the teacher")] = None,
+    student_layers: Annotated[
+        int | None, typer.Option(help="derive a K-layer student from the teacher")
+    ] = None,
     config: Annotated[Path | None, typer.Option(help="KD pipeline config JSON (see `config schema`)")] = None,
     epochs: Annotated[int | None, typer.Option(help="override training.epochs")] = None,
     max_length: Annotated[int | None, typer.Option(help="override training.max_length")] = None,
@@ -70,7 +73,9 @@ def distill(
     text_column: Annotated[str | None, typer.Option()] = None,
     text_pair_column: Annotated[str | None, typer.Option()] = None,
     label_column: Annotated[str | None, typer.Option()] = None,
-    task_kind: Annotated[str | None, typer.Option(help="classification or regression (auto-detected)")] = None,
+    task_kind: Annotated[
+        str | None, typer.Option(help="classification or regression (auto-detected)")
+    ] = None,
     resume: Annotated[bool, typer.Option(help="continue from the checkpoint in --out")] = False,
     device: Annotated[str | None, typer.Option(help="cpu, cuda, cuda:1 (default: cuda if present)")] = None,
     cache_dir: Annotated[Path | None, typer.Option(help="cache for fine-tuned teachers and assets")] = None,
@@ -83,11 +88,22 @@ def distill(
     if overrides:
         kd = kd.model_copy(update={"training": kd.training.model_copy(update=overrides)})
         kd = KDConfig.from_dict(kd.model_dump())  # re-validate the overridden values
-    options = {k: v for k, v in {"text_column": text_column, "text_pair_column": text_pair_column,
-                                 "label_column": label_column, "task_kind": task_kind}.items() if v}
+    options = {
+        k: v
+        for k, v in {
+            "text_column": text_column,
+            "text_pair_column": text_pair_column,
+            "label_column": label_column,
+            "task_kind": task_kind,
+        }.items()
+        if v
+    }
     try:
         spec = DistillSpec(
-            dataset=dataset, teacher=teacher, kd_config=kd, train_no_kd_baseline=no_kd_baseline,
+            dataset=dataset,
+            teacher=teacher,
+            kd_config=kd,
+            train_no_kd_baseline=no_kd_baseline,
             student=StudentSpec(checkpoint=student) if student else StudentSpec(num_layers=student_layers),
             teacher_training={"epochs": teacher_epochs, "max_length": kd.training.max_length},
             dataset_options=options,
@@ -120,12 +136,22 @@ def _print_summary(report: dict, out: Path) -> None:
     for col in ("model", "params", report["metric"], "ms/example (CPU, batch 1)"):
         table.add_column(col)
     lat = report.get("latency_cpu_batch1") or {}
-    table.add_row("teacher", f"{report['parameters']['teacher']:,}", f"{report['teacher_score']:.4f}",
-                  f"{lat.get('teacher_ms_per_example', float('nan')):.2f}")
-    table.add_row("student (KD)", f"{report['parameters']['student']:,}", f"{report['student_score']:.4f}",
-                  f"{lat.get('student_ms_per_example', float('nan')):.2f}")
+    table.add_row(
+        "teacher",
+        f"{report['parameters']['teacher']:,}",
+        f"{report['teacher_score']:.4f}",
+        f"{lat.get('teacher_ms_per_example', float('nan')):.2f}",
+    )
+    table.add_row(
+        "student (KD)",
+        f"{report['parameters']['student']:,}",
+        f"{report['student_score']:.4f}",
+        f"{lat.get('student_ms_per_example', float('nan')):.2f}",
+    )
     if report.get("no_kd_score") is not None:
-        table.add_row("student (no KD)", f"{report['parameters']['student']:,}", f"{report['no_kd_score']:.4f}", "")
+        table.add_row(
+            "student (no KD)", f"{report['parameters']['student']:,}", f"{report['no_kd_score']:.4f}", ""
+        )
     Console().print(table)
     Console().print(f"ratio (student / teacher) = {report['ratio']:.4f}; report: {out / 'report.json'}")
 
@@ -137,10 +163,16 @@ def demo(
 ) -> None:
     """A small end-to-end distillation on a built-in dataset (CPU, about a minute)."""
     spec = DistillSpec(
-        dataset=dataset, teacher="minilm-l6", student=StudentSpec(num_layers=2), train_no_kd_baseline=True,
-        kd_config=KDConfig.from_dict({"intermediate": {"loss": "mi", "alpha": 0.9, "strategy": "skip"},
-                                      "training": {"epochs": 3, "batch_size": 16, "max_length": 64,
-                                                   "learning_rate": 1e-4}}),
+        dataset=dataset,
+        teacher="minilm-l6",
+        student=StudentSpec(num_layers=2),
+        train_no_kd_baseline=True,
+        kd_config=KDConfig.from_dict(
+            {
+                "intermediate": {"loss": "mi", "alpha": 0.9, "strategy": "skip"},
+                "training": {"epochs": 3, "batch_size": 16, "max_length": 64, "learning_rate": 1e-4},
+            }
+        ),
         teacher_training={"epochs": 3, "max_length": 64, "batch_size": 16, "learning_rate": 1e-4},
     )
     _print_summary(_run(spec, out), out)

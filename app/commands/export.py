@@ -76,9 +76,7 @@ def export(
     speed = _speed(latency_examples, throughput_batches, threads)
     _quiet()
     try:
-        record = export_student(
-            run_dir, opset=opset, verify=verify, int8=int8, reduce_range=reduce_range
-        )
+        record = export_student(run_dir, opset=opset, verify=verify, int8=int8, reduce_range=reduce_range)
     except ExportError as exc:
         if report_card:  # the card records the failure too, so a reader of the run sees it
             _try_card(run_dir, speed)

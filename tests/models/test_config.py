@@ -19,8 +19,12 @@ from models.errors import ConfigError, IncompatibleModelsError
 
 
 def test_defaults_round_trip_through_json():
-    cfg = KDConfig.from_dict({"intermediate": {"loss": "mi", "alpha": 0.9, "strategy": "emd"},
-                              "augmentation": {"pipeline": ["random", "synonym"], "aug_p": 0.3}})
+    cfg = KDConfig.from_dict(
+        {
+            "intermediate": {"loss": "mi", "alpha": 0.9, "strategy": "emd"},
+            "augmentation": {"pipeline": ["random", "synonym"], "aug_p": 0.3},
+        }
+    )
     again = KDConfig.from_json(cfg.to_json())
     assert again == cfg
     assert again.augmentation.pipeline == ("random", "synonym")
@@ -58,19 +62,31 @@ def test_token_level_loss_refused_across_tokenizers():
     t = ModelDescriptor("t", num_layers=6, hidden_size=384, tokenizer_id="aaa")
     s = ModelDescriptor("s", num_layers=2, hidden_size=256, tokenizer_id="bbb")
     with pytest.raises(IncompatibleModelsError, match="different tokenizers"):
-        check_compatible(KDConfig.from_dict({"intermediate": {"loss": "mse"}}), task_kind="classification",
-                         teacher=t, student=s)
+        check_compatible(
+            KDConfig.from_dict({"intermediate": {"loss": "mse"}}),
+            task_kind="classification",
+            teacher=t,
+            student=s,
+        )
     # [CLS]-level losses are fine across tokenizers.
-    check_compatible(KDConfig.from_dict({"intermediate": {"loss": "mi", "alpha": 0.9}}),
-                     task_kind="classification", teacher=t, student=s)
+    check_compatible(
+        KDConfig.from_dict({"intermediate": {"loss": "mi", "alpha": 0.9}}),
+        task_kind="classification",
+        teacher=t,
+        student=s,
+    )
 
 
 def test_student_deeper_than_teacher_is_refused_for_skip():
     t = ModelDescriptor("t", num_layers=2, tokenizer_id="a")
     s = ModelDescriptor("s", num_layers=4, tokenizer_id="a")
     with pytest.raises(IncompatibleModelsError, match="4 layers and the teacher only 2"):
-        check_compatible(KDConfig.from_dict({"intermediate": {"loss": "pkd"}}), task_kind="classification",
-                         teacher=t, student=s)
+        check_compatible(
+            KDConfig.from_dict({"intermediate": {"loss": "pkd"}}),
+            task_kind="classification",
+            teacher=t,
+            student=s,
+        )
 
 
 def test_schema_lists_every_intermediate_loss():

@@ -12,21 +12,41 @@ pytestmark = pytest.mark.gpu
 
 @pytest.mark.parametrize("inter", [{"loss": "mi", "alpha": 0.9}, {"loss": "mse", "strategy": "emd"}])
 def test_bf16_kd_trains_on_cuda(tmp_path, inter):
-    cfg = KDConfig.from_dict({"intermediate": inter, "mixup": {"enabled": True},
-                              "training": {"epochs": 1, "batch_size": 8, "max_length": 24, "bf16": True}})
-    trainer = KDTrainer(student=tiny_bert(2, seed=2), teacher=tiny_bert(4, hidden=48, seed=1), config=cfg,
-                        task_kind="classification", label_names=("neg", "pos"), tokenizer=tokenizer(),
-                        workdir=tmp_path, device="cuda")
+    cfg = KDConfig.from_dict(
+        {
+            "intermediate": inter,
+            "mixup": {"enabled": True},
+            "training": {"epochs": 1, "batch_size": 8, "max_length": 24, "bf16": True},
+        }
+    )
+    trainer = KDTrainer(
+        student=tiny_bert(2, seed=2),
+        teacher=tiny_bert(4, hidden=48, seed=1),
+        config=cfg,
+        task_kind="classification",
+        label_names=("neg", "pos"),
+        tokenizer=tokenizer(),
+        workdir=tmp_path,
+        device="cuda",
+    )
     result = trainer.fit(*polarity_examples(32))
     assert next(trainer.student.parameters()).is_cuda
     assert torch.isfinite(torch.tensor(result.history["train"][-1]["loss"]))
 
 
 def test_teacher_cache_lives_on_the_gpu(tmp_path):
-    cfg = KDConfig.from_dict({"intermediate": {"loss": "mse"}, "training": {"epochs": 1, "batch_size": 8,
-                                                                            "max_length": 24}})
-    trainer = KDTrainer(student=tiny_bert(2, seed=2), teacher=tiny_bert(4, hidden=48, seed=1), config=cfg,
-                        task_kind="classification", label_names=("neg", "pos"), tokenizer=tokenizer(),
-                        workdir=tmp_path, device="cuda")
+    cfg = KDConfig.from_dict(
+        {"intermediate": {"loss": "mse"}, "training": {"epochs": 1, "batch_size": 8, "max_length": 24}}
+    )
+    trainer = KDTrainer(
+        student=tiny_bert(2, seed=2),
+        teacher=tiny_bert(4, hidden=48, seed=1),
+        config=cfg,
+        task_kind="classification",
+        label_names=("neg", "pos"),
+        tokenizer=tokenizer(),
+        workdir=tmp_path,
+        device="cuda",
+    )
     trainer.fit(*polarity_examples(32))
     assert trainer.cache is not None and trainer.cache.logits.is_cuda

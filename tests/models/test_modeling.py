@@ -34,10 +34,13 @@ def test_derived_student_copies_embeddings_and_chosen_layers():
     assert student.config.num_hidden_layers == 2
     t_layers, s_layers = teacher.bert.encoder.layer, student.bert.encoder.layer
     for s_idx, t_idx in enumerate([1, 3]):
-        for (name, p_s), (_, p_t) in zip(s_layers[s_idx].named_parameters(), t_layers[t_idx].named_parameters(),
-                                         strict=True):
+        for (name, p_s), (_, p_t) in zip(
+            s_layers[s_idx].named_parameters(), t_layers[t_idx].named_parameters(), strict=True
+        ):
             assert torch.equal(p_s, p_t), name
-    assert torch.equal(student.bert.embeddings.word_embeddings.weight, teacher.bert.embeddings.word_embeddings.weight)
+    assert torch.equal(
+        student.bert.embeddings.word_embeddings.weight, teacher.bert.embeddings.word_embeddings.weight
+    )
     assert torch.equal(student.classifier.weight, teacher.classifier.weight)
     with pytest.raises(ConfigError, match="out of range for a 4-layer teacher"):
         derive_student(teacher, [0, 4])
@@ -45,13 +48,23 @@ def test_derived_student_copies_embeddings_and_chosen_layers():
 
 def test_fresh_student_has_the_requested_size():
     teacher = tiny_bert(4, hidden=32)
-    bundle = build_student(StudentSpec(fresh=True, num_layers=1, hidden_size=16, num_heads=2, intermediate_size=32),
-                           teacher, tokenizer(), ("neg", "pos"), "classification")
+    bundle = build_student(
+        StudentSpec(fresh=True, num_layers=1, hidden_size=16, num_heads=2, intermediate_size=32),
+        teacher,
+        tokenizer(),
+        ("neg", "pos"),
+        "classification",
+    )
     cfg = bundle.model.config
     assert (cfg.num_hidden_layers, cfg.hidden_size, cfg.num_attention_heads) == (1, 16, 2)
     with pytest.raises(ConfigError, match="not divisible"):
-        build_student(StudentSpec(fresh=True, num_layers=1, hidden_size=30), teacher, tokenizer(),
-                      ("neg", "pos"), "classification")
+        build_student(
+            StudentSpec(fresh=True, num_layers=1, hidden_size=30),
+            teacher,
+            tokenizer(),
+            ("neg", "pos"),
+            "classification",
+        )
 
 
 def test_tokenizer_mismatch_refuses_token_level_losses(tmp_path):
@@ -62,12 +75,20 @@ def test_tokenizer_mismatch_refuses_token_level_losses(tmp_path):
     teacher = describe_model("t", tiny_bert(4), tokenizer())
     student = describe_model("s", tiny_bert(2), other)
     with pytest.raises(IncompatibleModelsError, match="different tokenizers"):
-        check_compatible(KDConfig.from_dict({"intermediate": {"loss": "cos"}}), task_kind="classification",
-                         teacher=teacher, student=student)
+        check_compatible(
+            KDConfig.from_dict({"intermediate": {"loss": "cos"}}),
+            task_kind="classification",
+            teacher=teacher,
+            student=student,
+        )
     # logit-level KD and [CLS]-level losses are allowed across vocabularies
     for inter in ({"loss": "none"}, {"loss": "pkd"}, {"loss": "mi", "alpha": 0.9}):
-        check_compatible(KDConfig.from_dict({"intermediate": inter}), task_kind="classification",
-                         teacher=teacher, student=student)
+        check_compatible(
+            KDConfig.from_dict({"intermediate": inter}),
+            task_kind="classification",
+            teacher=teacher,
+            student=student,
+        )
 
 
 def test_task_head_detection(tmp_path):

@@ -18,14 +18,24 @@ def data():
     return polarity_examples(48)
 
 
-def make_trainer(cfg: KDConfig, workdir, *, teacher=True, should_stop=None, student_layers=2, resources=None,
-                 shared=None):
+def make_trainer(
+    cfg: KDConfig, workdir, *, teacher=True, should_stop=None, student_layers=2, resources=None, shared=None
+):
     t = tiny_bert(4, hidden=48, seed=1) if teacher else None
     s = tiny_bert(student_layers, hidden=32, seed=2)
-    return KDTrainer(student=s, teacher=t, config=cfg, task_kind="classification", label_names=LABELS,
-                     tokenizer=tokenizer(), workdir=workdir, should_stop=should_stop,
-                     augment_resources=resources, teacher_outputs_dir=shared,
-                     teacher_id="tiny-teacher" if shared else None)
+    return KDTrainer(
+        student=s,
+        teacher=t,
+        config=cfg,
+        task_kind="classification",
+        label_names=LABELS,
+        tokenizer=tokenizer(),
+        workdir=workdir,
+        should_stop=should_stop,
+        augment_resources=resources,
+        teacher_outputs_dir=shared,
+        teacher_id="tiny-teacher" if shared else None,
+    )
 
 
 def cfg_of(**sections) -> KDConfig:
@@ -87,8 +97,9 @@ def test_teacher_outputs_are_shared_between_runs(data, tmp_path):
     for key in a:
         torch.testing.assert_close(a[key], b[key], rtol=0, atol=0, msg=key)
     assert len(list(shared.glob("*.safetensors"))) == 1
-    other_layers = make_trainer(cfg_of(intermediate={"loss": "mse", "strategy": "last"}), tmp_path / "c",
-                                shared=shared)
+    other_layers = make_trainer(
+        cfg_of(intermediate={"loss": "mse", "strategy": "last"}), tmp_path / "c", shared=shared
+    )
     other_layers.fit(*data)
     fewer = make_trainer(cfg, tmp_path / "d", shared=shared)
     fewer.fit(data[0][:40], data[1])
@@ -112,18 +123,21 @@ def test_no_teacher_trains_on_hard_labels(data, tmp_path):
     assert 0.0 <= result.best_metrics["accuracy"] <= 1.0
 
 
-GRID = list(itertools.product(
-    ["none", "mse", "cos", "ce", "pkd", "att_mse", "mi", "infonce", "tuba", "nwj"],
-    ["skip", "last", "emd"],
-    [False, True],
-))
+GRID = list(
+    itertools.product(
+        ["none", "mse", "cos", "ce", "pkd", "att_mse", "mi", "infonce", "tuba", "nwj"],
+        ["skip", "last", "emd"],
+        [False, True],
+    )
+)
 
 
 @pytest.mark.parametrize("loss, strategy, mixup", GRID)
 def test_every_pipeline_trains_two_steps(data, tmp_path, loss, strategy, mixup):
     cfg = cfg_of(
         intermediate={"loss": loss, "strategy": strategy, **({"alpha": 0.5} if loss == "mi" else {})},
-        mixup={"enabled": mixup}, augmentation={"pipeline": ["random"], "aug_p": 0.2},
+        mixup={"enabled": mixup},
+        augmentation={"pipeline": ["random"], "aug_p": 0.2},
         training={"max_steps": 2, "epochs": 1},
     )
     trainer = make_trainer(cfg, tmp_path)

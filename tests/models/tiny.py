@@ -26,9 +26,16 @@ def tiny_bert(num_layers: int, hidden: int = 32, heads: int = 4, num_labels: int
     import torch
     from transformers import BertConfig, BertForSequenceClassification
 
-    config = BertConfig(vocab_size=30522, hidden_size=hidden, num_hidden_layers=num_layers,
-                        num_attention_heads=heads, intermediate_size=hidden * 2, max_position_embeddings=128,
-                        num_labels=num_labels, attn_implementation="eager")
+    config = BertConfig(
+        vocab_size=30522,
+        hidden_size=hidden,
+        num_hidden_layers=num_layers,
+        num_attention_heads=heads,
+        intermediate_size=hidden * 2,
+        max_position_embeddings=128,
+        num_labels=num_labels,
+        attn_implementation="eager",
+    )
     torch.manual_seed(seed)
     return BertForSequenceClassification(config)
 
