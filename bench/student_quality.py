@@ -21,7 +21,8 @@ are against the same PyTorch teacher, so they include ONNX Runtime's own gain.
     python bench/student_quality.py --size 200 --epochs 1 --teacher-epochs 1 --max-length 64   # smoke
 
 Resumable: finished runs, exports and report cards are kept (``--remeasure`` redoes the exports and
-cards without retraining). Writes
+cards without retraining). The datasets can be run one per invocation: the results file keeps the runs
+of the datasets not run now (same budget settings), so the table ends whole. Writes
 ``bench/results/student_quality.json`` (``student_quality_n<size>.json`` with ``--size``), with the
 command, and prints a markdown table.
 """
@@ -233,22 +234,72 @@ def main() -> None:
                             "export": _export_summary(card),
                         }
                     )
+    args.out.mkdir(parents=True, exist_ok=True)
+    path = args.out / (f"student_quality_n{args.size}.json" if args.size else "student_quality.json")
+    command = shlex.join([sys.executable, *sys.argv])
+    settings = {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}
+    earlier = earlier_runs(path, settings, {r["dataset"] for r in runs})
+    runs = earlier["runs"] + runs
     summary = summarize(runs)
     record = {
-        "command": shlex.join([sys.executable, *sys.argv]),
+        "command": command,
+        "commands": earlier["commands"]
+        + [{"command": command, "datasets": sorted({r["dataset"] for r in runs[len(earlier["runs"]) :]})}],
         "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "settings": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
-        "configs": used,
+        "settings": settings,
+        "configs": {**earlier["configs"], **used},
         "goal": {"ratio": GOAL_RATIO, "speedup_batch1_3_layer": GOAL_SPEEDUP},
         "scores": "best-epoch dev scores, re-measured by the report card (no separate test split)",
         "summary": summary,
         "runs": runs,
     }
-    args.out.mkdir(parents=True, exist_ok=True)
-    path = args.out / (f"student_quality_n{args.size}.json" if args.size else "student_quality.json")
     path.write_text(json.dumps(record, indent=2))
     print(markdown(summary))
     print(f"saved {path}")
+
+
+# Settings that must match for an earlier invocation's runs to share a table with this one's.
+SAME_BUDGET = (
+    "size",
+    "student_layers",
+    "seeds",
+    "epochs",
+    "teacher_epochs",
+    "max_length",
+    "batch_size",
+    "lr",
+    "teacher_lr",
+    "recommended_config",
+    "threads",
+    "latency_examples",
+    "throughput_batches",
+)
+
+
+def earlier_runs(path: Path, settings: dict, datasets: set[str]) -> dict:
+    """Runs of other datasets already in the results file, made with the same budget.
+
+    The full benchmark can then run one dataset per invocation (``--datasets bbc_news``, later
+    ``--datasets rotten_tomatoes``, e.g. in different sessions on different machines) and still
+    end as one table. Runs of a dataset measured again now are replaced; a file made with another
+    budget is not merged (this invocation starts a new table, and says so).
+    """
+    empty = {"runs": [], "commands": [], "configs": {}}
+    if not path.is_file():
+        return empty
+    old = json.loads(path.read_text())
+    mismatch = [k for k in SAME_BUDGET if old.get("settings", {}).get(k) != settings.get(k)]
+    if mismatch:
+        print(f"{path}: made with other settings ({', '.join(mismatch)}); not merged, replaced", flush=True)
+        return empty
+    kept = [r for r in old.get("runs", []) if r["dataset"] not in datasets]
+    kept_sets = {r["dataset"] for r in kept}
+    commands = old.get("commands") or [{"command": old.get("command"), "datasets": sorted(kept_sets)}]
+    commands = [c for c in commands if set(c["datasets"]) & kept_sets]
+    configs = {k: v for k, v in old.get("configs", {}).items() if k.rsplit(" ", 1)[0] in kept_sets}
+    if kept:
+        print(f"{path}: kept {len(kept)} earlier runs of {', '.join(sorted(kept_sets))}", flush=True)
+    return {"runs": kept, "commands": commands, "configs": configs}
 
 
 def _export_summary(card: dict) -> dict:
