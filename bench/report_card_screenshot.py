@@ -43,23 +43,11 @@ CHROMIUM_FLAGS = [
 
 def demo_run(out: Path) -> Path:
     """A small real distillation (MI-alpha 0.9 skip + KD) with the no-KD baseline, exported."""
-    from models.config import DistillSpec, KDConfig, StudentSpec
+    from app.commands.engine import demo_spec
     from models.pipeline import run_distillation
 
     if not (out / "report.json").is_file():
-        spec = DistillSpec(
-            dataset="rt_polarity_200",
-            teacher="minilm-l6",
-            student=StudentSpec(num_layers=2),
-            train_no_kd_baseline=True,
-            kd_config=KDConfig.from_dict(
-                {
-                    "intermediate": {"loss": "mi", "alpha": 0.9, "strategy": "skip"},
-                    "training": {"epochs": 3, "batch_size": 16, "max_length": 64, "learning_rate": 1e-4},
-                }
-            ),
-            teacher_training={"epochs": 3, "max_length": 64, "batch_size": 16, "learning_rate": 1e-4},
-        )
+        spec = demo_spec("rt_polarity_200")
         run_distillation(spec, out, device="cpu")
     return out
 

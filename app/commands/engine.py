@@ -162,7 +162,13 @@ def demo(
     dataset: Annotated[str, typer.Option(help="built-in dataset")] = "rt_polarity_200",
 ) -> None:
     """A small end-to-end distillation on a built-in dataset (CPU, about a minute)."""
-    spec = DistillSpec(
+    spec = demo_spec(dataset)
+    _print_summary(_run(spec, out), out)
+
+
+def demo_spec(dataset: str = "rt_polarity_200") -> DistillSpec:
+    """The demo run: MiniLM-L6 -> 2-layer student, MI-alpha 0.9 (skip) + KD, with the no-KD baseline."""
+    return DistillSpec(
         dataset=dataset,
         teacher="minilm-l6",
         student=StudentSpec(num_layers=2),
@@ -175,4 +181,3 @@ def demo(
         ),
         teacher_training={"epochs": 3, "max_length": 64, "batch_size": 16, "learning_rate": 1e-4},
     )
-    _print_summary(_run(spec, out), out)
