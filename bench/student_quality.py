@@ -238,13 +238,13 @@ def main() -> None:
     path = args.out / (f"student_quality_n{args.size}.json" if args.size else "student_quality.json")
     command = shlex.join([sys.executable, *sys.argv])
     settings = {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}
-    earlier = earlier_runs(path, settings, {r["dataset"] for r in runs})
+    measured_now = sorted({r["dataset"] for r in runs})
+    earlier = earlier_runs(path, settings, set(measured_now))
     runs = earlier["runs"] + runs
     summary = summarize(runs)
     record = {
         "command": command,
-        "commands": earlier["commands"]
-        + [{"command": command, "datasets": sorted({r["dataset"] for r in runs[len(earlier["runs"]) :]})}],
+        "commands": earlier["commands"] + [{"command": command, "datasets": measured_now}],
         "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "settings": settings,
         "configs": {**earlier["configs"], **used},

@@ -7,35 +7,12 @@ import torch
 
 from models.config import KDConfig
 from models.errors import Cancelled
-from models.trainer import KDTrainer
-from tests.models.tiny import polarity_examples, tiny_bert, tokenizer
-
-LABELS = ("neg", "pos")
+from tests.models.tiny import make_trainer, polarity_examples
 
 
 @pytest.fixture(scope="module")
 def data():
     return polarity_examples(48)
-
-
-def make_trainer(
-    cfg: KDConfig, workdir, *, teacher=True, should_stop=None, student_layers=2, resources=None, shared=None
-):
-    t = tiny_bert(4, hidden=48, seed=1) if teacher else None
-    s = tiny_bert(student_layers, hidden=32, seed=2)
-    return KDTrainer(
-        student=s,
-        teacher=t,
-        config=cfg,
-        task_kind="classification",
-        label_names=LABELS,
-        tokenizer=tokenizer(),
-        workdir=workdir,
-        should_stop=should_stop,
-        augment_resources=resources,
-        teacher_outputs_dir=shared,
-        teacher_id="tiny-teacher" if shared else None,
-    )
 
 
 def cfg_of(**sections) -> KDConfig:

@@ -40,6 +40,36 @@ def tiny_bert(num_layers: int, hidden: int = 32, heads: int = 4, num_labels: int
     return BertForSequenceClassification(config)
 
 
+def make_trainer(
+    cfg,
+    workdir,
+    *,
+    teacher=True,
+    should_stop=None,
+    student_layers=2,
+    resources=None,
+    shared=None,
+    device="cpu",
+):
+    """A KDTrainer: tiny 4-layer teacher (hidden 48) -> tiny student (hidden 32), neg/pos labels."""
+    from models.trainer import KDTrainer
+
+    return KDTrainer(
+        student=tiny_bert(student_layers, hidden=32, seed=2),
+        teacher=tiny_bert(4, hidden=48, seed=1) if teacher else None,
+        config=cfg,
+        task_kind="classification",
+        label_names=("neg", "pos"),
+        tokenizer=tokenizer(),
+        workdir=workdir,
+        should_stop=should_stop,
+        augment_resources=resources,
+        teacher_outputs_dir=shared,
+        teacher_id="tiny-teacher" if shared else None,
+        device=device,
+    )
+
+
 def polarity_examples(n: int = 64, seed: int = 0) -> tuple[list[Example], list[Example]]:
     """Real sentences from the rt_polarity_200 built-in (train, dev)."""
     from models.data import load_builtin
