@@ -20,6 +20,10 @@ are against the same PyTorch teacher, so they include ONNX Runtime's own gain.
     python bench/student_quality.py                         # the full benchmark (hours on a 2-core CPU)
     python bench/student_quality.py --size 200 --epochs 1 --teacher-epochs 1 --max-length 64   # smoke
 
+On a GPU machine without this project's service dependencies, save the service's answers first
+(``--recommend-only FILE`` here, ``--recommendations FILE`` there): ``bench/device_bundle.py`` and
+``bench/device_student_quality.sh`` do this for the lent GPU machines.
+
 Resumable: finished runs, exports and report cards are kept (``--remeasure`` redoes the exports and
 cards without retraining). The datasets can be run one per invocation: the results file keeps the runs
 of the datasets not run now (same budget settings), so the table ends whole. Writes
@@ -59,6 +63,18 @@ def parse_args() -> argparse.Namespace:
     ap.add_argument("--datasets", nargs="+", default=["rotten_tomatoes", "bbc_news"])
     ap.add_argument("--student-layers", type=int, nargs="+", default=[3, 2])
     ap.add_argument("--recommended-config", type=Path, help="KD config JSON of the recommended pipeline")
+    ap.add_argument(
+        "--recommend-only",
+        type=Path,
+        metavar="FILE",
+        help="ask the service for every dataset and student size, save its answers to FILE and stop",
+    )
+    ap.add_argument(
+        "--recommendations",
+        type=Path,
+        metavar="FILE",
+        help="the service's answers saved by --recommend-only (for a machine without the service)",
+    )
     ap.add_argument("--size", type=int, help="subsample the training set (smoke runs); default: full")
     ap.add_argument("--seeds", type=int, nargs="+", default=[42])
     ap.add_argument("--epochs", type=int, default=3)
@@ -93,10 +109,17 @@ def recommended(dataset: str, layers: int, args: argparse.Namespace) -> tuple[di
 
     Goes through the service layer exactly as ``POST /recommend`` does: the dataset is registered
     (meta-features computed), the shipped meta-learner answers. ``--recommended-config`` replaces
-    this with a fixed config (recorded as such).
+    this with a fixed config (recorded as such); ``--recommendations`` reads the answers an earlier
+    ``--recommend-only`` saved (the training machine then needs no service dependencies).
     """
     if args.recommended_config:
         return json.loads(args.recommended_config.read_text()), {"source": str(args.recommended_config)}
+    if args.recommendations:
+        saved = json.loads(args.recommendations.read_text())
+        key = f"{dataset} L{layers}"
+        if key not in saved:
+            sys.exit(f"{args.recommendations} has no recommendation for {key!r}; rerun --recommend-only")
+        return saved[key]["kd_config"], {**saved[key]["source"], "saved_in": str(args.recommendations)}
     from app.commands.sweep import local_services
     from app.schemas.recommend import RecommendRequest
     from models.config import StudentSpec
@@ -182,6 +205,18 @@ def main() -> None:
 
     transformers.logging.disable_progress_bar()
     torch.set_num_threads(max(1, os.cpu_count() or 1))
+    if args.recommend_only:
+        answers = {}
+        for name in args.datasets:
+            dataset = f"{name}@{args.size}" if args.size else name
+            for layers in args.student_layers:
+                config, source = recommended(dataset, layers, args)
+                answers[f"{dataset} L{layers}"] = {"kd_config": config, "source": source}
+                print(f"{dataset} L{layers}: {pipeline_label(KDConfig.from_dict(config))}", flush=True)
+        args.recommend_only.parent.mkdir(parents=True, exist_ok=True)
+        args.recommend_only.write_text(json.dumps(answers, indent=2))
+        print(f"saved {args.recommend_only}")
+        return
     runs, used = [], {}
     for name in args.datasets:
         dataset = f"{name}@{args.size}" if args.size else name

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import statistics
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -181,35 +181,61 @@ def torch_threads(n: int) -> Iterator[None]:
         torch.set_num_threads(before)
 
 
-def measure_speed(
-    predictor: Predictor, singles: Sequence[Batch], batches: Sequence[Batch], opts: SpeedOptions
-) -> dict[str, float]:
-    """CPU latency per example at batch 1 (median ms) and throughput at batch ``opts.batch_size``.
+@dataclass(frozen=True)
+class SpeedInputs:
+    """What one model is timed on: one-example batches (latency) and full batches (throughput)."""
 
-    Args:
-        singles: One-example batches (cycled when fewer than ``opts.latency_examples``).
-        batches: Full batches for throughput (cycled when fewer than ``opts.throughput_batches``).
+    predictor: Predictor
+    singles: Sequence[Batch]
+    batches: Sequence[Batch]
+
+
+def measure_speeds(models: Mapping[str, SpeedInputs], opts: SpeedOptions) -> dict[str, dict[str, float]]:
+    """CPU latency per example at batch 1 (median ms) and throughput at batch ``opts.batch_size``,
+    for several models measured side by side.
+
+    The models take turns call by call (example i goes through every model before example i + 1,
+    and the order rotates), so a burst of load from elsewhere on a shared machine slows them all
+    alike instead of one model's whole block: their ratios (the speed-ups) stay comparable. The
+    throughput batches take turns the same way, each model's time summed over its own batches.
+
+    Raises:
+        ValueError: A model has no example to time.
     """
-    if not singles or not batches:
-        raise ValueError("measure_speed needs at least one example")
-    timed = [singles[i % len(singles)] for i in range(opts.latency_examples)]
-    for b in timed[: opts.warmup]:
-        predictor(b)
-    times = []
-    for b in timed:
-        t0 = time.perf_counter()
-        predictor(b)
-        times.append((time.perf_counter() - t0) * 1000)
-    full = [b for b in batches if len(b["input_ids"]) == opts.batch_size] or list(batches)
-    runs = [full[i % len(full)] for i in range(opts.throughput_batches)]
-    predictor(runs[0])
-    t0 = time.perf_counter()
-    n = sum(predictor(b).shape[0] for b in runs)
-    elapsed = time.perf_counter() - t0
+    roles = list(models)
+    plans = {}
+    for role, m in models.items():
+        if not m.singles or not m.batches:
+            raise ValueError(f"measure_speeds: {role} has no example to time")
+        full = [b for b in m.batches if len(b["input_ids"]) == opts.batch_size] or list(m.batches)
+        plans[role] = (
+            [m.singles[i % len(m.singles)] for i in range(opts.latency_examples)],
+            [full[i % len(full)] for i in range(opts.throughput_batches)],
+        )
+    for role in roles:  # warm-up: first calls pay for allocation and graph set-up
+        for b in plans[role][0][: opts.warmup]:
+            models[role].predictor(b)
+        models[role].predictor(plans[role][1][0])
+    latency: dict[str, list[float]] = {role: [] for role in roles}
+    for i in range(opts.latency_examples):
+        for role in roles[i % len(roles) :] + roles[: i % len(roles)]:
+            t0 = time.perf_counter()
+            models[role].predictor(plans[role][0][i])
+            latency[role].append((time.perf_counter() - t0) * 1000)
+    elapsed = dict.fromkeys(roles, 0.0)
+    examples = dict.fromkeys(roles, 0)
+    for i in range(opts.throughput_batches):
+        for role in roles[i % len(roles) :] + roles[: i % len(roles)]:
+            t0 = time.perf_counter()
+            examples[role] += models[role].predictor(plans[role][1][i]).shape[0]
+            elapsed[role] += time.perf_counter() - t0
     return {
-        "latency_ms_batch1": statistics.median(times),
-        "throughput_batch32": n / elapsed,
-        "throughput_batch_size": int(len(runs[0]["input_ids"])),
+        role: {
+            "latency_ms_batch1": statistics.median(latency[role]),
+            "throughput_batch32": examples[role] / elapsed[role],
+            "throughput_batch_size": int(len(plans[role][1][0]["input_ids"])),
+        }
+        for role in roles
     }
 
 

@@ -3,6 +3,7 @@
 import json
 import re
 import shutil
+import time
 
 import numpy as np
 import pytest
@@ -225,3 +226,37 @@ def test_cli_report_card(carded, tmp_path):
     assert json.loads((run / "report_card.json").read_text())["recommendation"] == RECOMMENDATION
     missing = CliRunner().invoke(cli, ["report-card", str(tmp_path / "nowhere")])
     assert missing.exit_code == 3 and "no report.json" in missing.output
+
+
+def test_speeds_are_measured_side_by_side():
+    """Models take turns call by call (rotating order), so a slow spell hits them all alike."""
+    from models.export_runtime import SpeedInputs, measure_speeds
+
+    calls = []
+
+    def predictor(role, cost_s):
+        def predict(batch):
+            calls.append(role)
+            time.sleep(cost_s)
+            return np.zeros((len(batch["input_ids"]), 2))
+
+        return predict
+
+    single = {"input_ids": [[1, 2]]}
+    batch = {"input_ids": [[1, 2]] * 4}
+    opts = SpeedOptions(latency_examples=6, throughput_batches=2, batch_size=4, warmup=1)
+    out = measure_speeds(
+        {
+            "slow": SpeedInputs(predictor("slow", 0.004), [single], [batch]),
+            "fast": SpeedInputs(predictor("fast", 0.001), [single], [batch]),
+        },
+        opts,
+    )
+    timed = calls[4:]  # after each model's warm-up (1 single + 1 batch)
+    assert timed[:12] == ["slow", "fast", "fast", "slow"] * 3  # latency turns, order rotating
+    assert timed[12:] == ["slow", "fast", "fast", "slow"]  # throughput turns
+    assert out["slow"]["latency_ms_batch1"] > out["fast"]["latency_ms_batch1"] >= 1.0
+    assert out["fast"]["throughput_batch32"] > out["slow"]["throughput_batch32"]
+    assert out["fast"]["throughput_batch_size"] == 4
+    with pytest.raises(ValueError, match="slow has no example"):
+        measure_speeds({"slow": SpeedInputs(predictor("slow", 0), [], [batch])}, opts)
