@@ -19,6 +19,12 @@ student went from 0.18 of the targets' std RMSE to within the 5 % bound on an AV
 model may be deployed on such a CPU even when it is exported elsewhere, so the safe setting is the
 default. ``reduce_range=False`` keeps full 8-bit weights for known VNNI hosts.
 
+Weights get one scale per output channel (``per_channel``, the default) rather than one per matrix.
+On four knowledge-base students (1 and 2 layers, 3 datasets), per-channel int8 agreed with PyTorch on
+98.7 to 100 % of dev predictions, where per-tensor int8 agreed on 94.3 to 98.1 %. On one of them,
+timed side by side twice, batch-1 latency and batch-32 throughput in ONNX Runtime were within 10 %
+of per-tensor. ``per_channel=False`` restores one scale per matrix.
+
 The graph comes from the TorchScript exporter (``torch.onnx.export(..., dynamo=False)``): it works
 offline with no extra package, whereas the dynamo exporter needs ``onnxscript``.
 """
@@ -87,6 +93,7 @@ def export_student(
     thresholds: ExportThresholds | None = None,
     max_examples: int | None = None,
     reduce_range: bool = True,
+    per_channel: bool = True,
 ) -> dict:
     """Export ``run_dir/student`` to ONNX (and int8) and verify both against PyTorch on the dev set.
 
@@ -99,6 +106,7 @@ def export_student(
         thresholds: Verification thresholds (defaults: :class:`ExportThresholds`).
         max_examples: Verify on at most this many dev examples (all if None).
         reduce_range: int8 with 7-bit weights (exact on CPUs without VNNI; see the module notes).
+        per_channel: int8 weight scales per output channel (default) instead of per matrix.
 
     Returns:
         The contents of ``export/export.json``.
@@ -115,7 +123,9 @@ def export_student(
         "verified": False,
         "thresholds": dataclasses.asdict(thresholds),
         "exporter": "torch.onnx.export (TorchScript, dynamo=False)",
-        "int8_quantization": {"weights": "int8", "reduce_range": reduce_range} if int8 else None,
+        "int8_quantization": (
+            {"weights": "int8", "reduce_range": reduce_range, "per_channel": per_channel} if int8 else None
+        ),
         "versions": _versions(),
     }
     try:
@@ -126,7 +136,7 @@ def export_student(
         names = model_input_names(model, tokenizer)
         _to_onnx(model, tokenizer, names, out / ONNX_FILE, opset)
         if int8:
-            _quantize(out / ONNX_FILE, out / INT8_FILE, reduce_range=reduce_range)
+            _quantize(out / ONNX_FILE, out / INT8_FILE, reduce_range=reduce_range, per_channel=per_channel)
         tokenizer.save_pretrained(out)
         model.config.to_json_file(out / "config.json")
         files = {"hf": student_dir.name, "onnx": f"export/{ONNX_FILE}"}
@@ -215,7 +225,7 @@ def _to_onnx(model, tokenizer, names: list[str], path: Path, opset: int) -> None
         raise ExportError(f"ONNX export failed: {type(exc).__name__}: {exc}") from exc
 
 
-def _quantize(src: Path, dst: Path, *, reduce_range: bool) -> None:
+def _quantize(src: Path, dst: Path, *, reduce_range: bool, per_channel: bool) -> None:
     """Dynamic int8 quantisation: int8 weights, activations quantised on the fly (no calibration data)."""
     import logging
 
@@ -225,7 +235,13 @@ def _quantize(src: Path, dst: Path, *, reduce_range: bool) -> None:
     level = quiet.level
     quiet.setLevel(logging.ERROR)  # silence the "consider pre-processing" hint, logged on the root logger
     try:
-        quantize_dynamic(str(src), str(dst), weight_type=QuantType.QInt8, reduce_range=reduce_range)
+        quantize_dynamic(
+            str(src),
+            str(dst),
+            weight_type=QuantType.QInt8,
+            reduce_range=reduce_range,
+            per_channel=per_channel,
+        )
     except Exception as exc:
         raise ExportError(f"int8 quantization failed: {type(exc).__name__}: {exc}") from exc
     finally:

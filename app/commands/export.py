@@ -64,6 +64,13 @@ def export(
             help="int8 with 7-bit weights (safe without VNNI) or full 8-bit (VNNI hosts only)",
         ),
     ] = True,
+    per_channel: Annotated[
+        bool,
+        typer.Option(
+            "--per-channel/--per-tensor",
+            help="int8 weight scales per output channel (closer to fp32) or one per matrix",
+        ),
+    ] = True,
     verify: Annotated[bool, typer.Option(help="verify each export against PyTorch on the dev set")] = True,
     report_card: Annotated[bool, typer.Option(help="then build report_card.html/.json")] = True,
     latency_examples: Annotated[int, typer.Option(help="examples timed at batch 1 (report card)")] = 32,
@@ -76,7 +83,9 @@ def export(
     speed = _speed(latency_examples, throughput_batches, threads)
     _quiet()
     try:
-        record = export_student(run_dir, opset=opset, verify=verify, int8=int8, reduce_range=reduce_range)
+        record = export_student(
+            run_dir, opset=opset, verify=verify, int8=int8, reduce_range=reduce_range, per_channel=per_channel
+        )
     except ExportError as exc:
         if report_card:  # the card records the failure too, so a reader of the run sees it
             _try_card(run_dir, speed)

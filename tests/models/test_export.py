@@ -51,7 +51,7 @@ def test_export_record_reports_verification_of_both_variants(exported):
     assert record == read_export(run)
     assert record["status"] == "ok" and record["verified"] is True
     assert record["offered"] == ["hf", "onnx", "onnx_int8"]
-    assert record["int8_quantization"] == {"weights": "int8", "reduce_range": True}
+    assert record["int8_quantization"] == {"weights": "int8", "reduce_range": True, "per_channel": True}
     ver = record["verification"]
     assert ver["n_examples"] == 30 and ver["dataset_digest_matches"] is True
     fp32, int8 = ver["variants"]["onnx"], ver["variants"]["onnx_int8"]
@@ -63,6 +63,28 @@ def test_export_record_reports_verification_of_both_variants(exported):
     assert sizes["onnx_int8"] < sizes["onnx"] / 2  # int8 weights: about a quarter of fp32
     assert (run / "export" / "tokenizer.json").is_file()
     assert json.loads((run / "export" / "config.json").read_text())["id2label"] == {"0": "neg", "1": "pos"}
+
+
+def _weight_scale_sizes(path) -> set[int]:
+    """Element counts of the int8 model's weight scales (1: per matrix; > 1: per output channel)."""
+    import onnx
+
+    model = onnx.load(str(path))
+    return {
+        int(np.prod(t.dims)) if t.dims else 1
+        for t in model.graph.initializer
+        if t.name.endswith("_scale") and t.data_type == onnx.TensorProto.FLOAT
+    }
+
+
+def test_int8_scales_are_per_channel_by_default_and_per_tensor_on_request(exported, tmp_path):
+    run, _ = exported
+    per_channel = _weight_scale_sizes(run / "export" / "model.int8.onnx")
+    assert max(per_channel) > 1  # one scale per output channel of a weight matrix
+    other = _copy(run, tmp_path)
+    record = export_student(other, per_channel=False, max_examples=30)
+    assert record["int8_quantization"]["per_channel"] is False and record["status"] == "ok"
+    assert _weight_scale_sizes(other / "export" / "model.int8.onnx") == {1}
 
 
 def test_missing_student_raises_and_is_recorded(exported, tmp_path):
