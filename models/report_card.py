@@ -128,6 +128,7 @@ def build_report_card(
         "calibration": _calibration_info(dataset.task_kind),
         "measurement": {
             "speed": asdict(speed),
+            "timing": "side by side: the models take turns call by call (measure_speeds)",
             "threads": speed.threads,
             "max_length": run_max_length(report),
             "device": "cpu",

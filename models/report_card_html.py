@@ -271,7 +271,8 @@ def _efficiency(card: dict) -> str:
         f"<p class='note'>CPU, {meas['threads']} thread(s) for PyTorch and ONNX Runtime alike; "
         f"max length {meas['max_length']}; batch 1: median of {sp['latency_examples']} dev examples after "
         f"{sp['warmup']} warm-up calls; batch {sp['batch_size']}: {sp['throughput_batches']} batches, "
-        "dynamic padding. Small samples: expect some noise.</p>"
+        "dynamic padding. The models are timed side by side, taking turns call by call, so the "
+        "speed-ups compare like with like. Small samples: expect some noise.</p>"
     )
     return _table(head, rows) + note
 
