@@ -6,8 +6,8 @@
 #   device run, carry [".gpu"]:  bash bench/device_student_quality.sh
 #
 # One dataset per invocation of the benchmark (bbc_news first: the smaller), each merged into one
-# results file; the log and results are copied to $OUT after each, so a cut-off run still returns
-# what finished. Extra arguments go to student_quality.py.
+# results file; the log and results are written under $OUT as each dataset finishes, so a cut-off
+# run still returns what finished. Extra arguments go to student_quality.py.
 set -uo pipefail
 OUT=${OUT:-/tmp/out}
 mkdir -p "$OUT/results"

@@ -54,10 +54,10 @@ def main() -> None:
     from models.export_runtime import (
         SpeedInputs,
         SpeedOptions,
-        cycled,
         encode_set,
         measure_speeds,
         model_input_names,
+        throughput_set,
         torch_predictor,
         torch_threads,
     )
@@ -89,13 +89,7 @@ def main() -> None:
         labels = (dataset.label_names, dataset.task_kind, names)
         dev = list(dataset.dev)
         enc = encode_set(dev, tokenizer, args.max_length, *labels, batch_size=opts.batch_size)
-        full = encode_set(
-            cycled(dev, opts.batch_size * opts.throughput_batches),
-            tokenizer,
-            args.max_length,
-            *labels,
-            batch_size=opts.batch_size,
-        )
+        full = throughput_set(dev, tokenizer, args.max_length, *labels, opts)
         inputs = {
             role: SpeedInputs(torch_predictor(m), enc.singles, full.batches) for role, m in models.items()
         }

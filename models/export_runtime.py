@@ -245,3 +245,26 @@ def cycled(examples: Sequence, n: int) -> list:
     if not examples:
         return []
     return [examples[i % len(examples)] for i in range(n)]
+
+
+def throughput_set(
+    examples: Sequence,
+    tokenizer,
+    max_length: int,
+    label_names: tuple[str, ...],
+    task_kind: str,
+    input_names: Sequence[str],
+    opts: SpeedOptions,
+) -> EncodedSet:
+    """The batches timed for throughput: ``opts.throughput_batches`` full batches of ``opts.batch_size``,
+    repeating ``examples`` when there are fewer (see :func:`cycled`)."""
+    n = opts.batch_size * opts.throughput_batches
+    return encode_set(
+        cycled(list(examples), n),
+        tokenizer,
+        max_length,
+        label_names,
+        task_kind,
+        input_names,
+        batch_size=opts.batch_size,
+    )

@@ -22,7 +22,6 @@ from models.export import read_export
 from models.export_runtime import (
     SpeedInputs,
     SpeedOptions,
-    cycled,
     encode_set,
     folder_bytes,
     measure_speeds,
@@ -33,6 +32,7 @@ from models.export_runtime import (
     read_report,
     run_dataset,
     run_max_length,
+    throughput_set,
     torch_predictor,
     torch_threads,
 )
@@ -226,10 +226,7 @@ def _measure(source: _Source, dataset, max_length: int, speed: SpeedOptions) -> 
     labels_args = (dataset.label_names, dataset.task_kind, names)
     enc = encode_set(list(dataset.dev), tokenizer, max_length, *labels_args, batch_size=speed.batch_size)
     logits = predict_all(predictor, enc.batches)
-    n_timed = speed.batch_size * speed.throughput_batches
-    timed = encode_set(
-        cycled(list(dataset.dev), n_timed), tokenizer, max_length, *labels_args, batch_size=speed.batch_size
-    )
+    timed = throughput_set(dataset.dev, tokenizer, max_length, *labels_args, speed)
     entry = {
         "role": source.role,
         "available": True,
