@@ -20,10 +20,10 @@ model may be deployed on such a CPU even when it is exported elsewhere, so the s
 default. ``reduce_range=False`` keeps full 8-bit weights for known VNNI hosts.
 
 Weights get one scale per output channel (``per_channel``, the default) rather than one per matrix.
-On four knowledge-base students (1 and 2 layers, 3 datasets), per-channel int8 agreed with PyTorch on
-98.7 to 100 % of dev predictions, where per-tensor int8 agreed on 94.3 to 98.1 %. On one of them,
-timed side by side twice, batch-1 latency and batch-32 throughput in ONNX Runtime were within 10 %
-of per-tensor. ``per_channel=False`` restores one scale per matrix.
+On six knowledge-base students (1 and 2 layers, 3 datasets; ``bench/int8_scales.py``), per-channel
+int8 agreed with PyTorch on 98.6 to 100 % of dev predictions, where per-tensor int8 agreed on 94.3 to
+98.4 %; timed side by side, per-channel was 4 to 5 % slower at batch 1 and 1 to 3 % lower in
+throughput at batch 32. ``per_channel=False`` restores one scale per matrix.
 
 The graph comes from the TorchScript exporter (``torch.onnx.export(..., dynamo=False)``): it works
 offline with no extra package, whereas the dynamo exporter needs ``onnxscript``.
