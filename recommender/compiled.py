@@ -9,8 +9,12 @@ split on L's path sends it the right way, so with ``d[j]`` = 1 if split j sends 
 
 with ``paths[L, j]`` = +1 / -1 for a left / right turn: one sparse product. For ``recommend()``
 the split nodes are partitioned: those on config features are decided once per candidate table
-(:meth:`LeafEnsemble.partial`), those on context features once per call, and the prediction of
-every candidate is one sparse mat-vec.
+(:meth:`LeafEnsemble.partial`), those on context features once per call. A candidate's config
+leaves each tree only a few leaves it can land in; candidates that are left the same leaves of a
+tree form a class, so per call each class gets one value (the sum over its leaves that the
+context allows) and each candidate sums one class value per tree: a sparse product with one
+entry per candidate and tree, where a product over (candidate, leaf) pairs would have half of all
+pairs. Leaves whose path has no context split add a per-candidate constant, summed once.
 
 It reads the fitted trees (``_predictors``, ``_baseline_prediction``, ``_loss``): private
 scikit-learn attributes, stable since 0.21; tests check the output equals ``model.predict``.
@@ -47,6 +51,7 @@ class LeafEnsemble:
     lefts: np.ndarray  # (n_leaves,) left turns per path
     value: np.ndarray  # (n_leaves,)
     baseline: float
+    tree: np.ndarray  # (n_leaves,) index of the tree each leaf belongs to
 
     @classmethod
     def from_model(cls, model: HistGradientBoostingRegressor) -> LeafEnsemble:
@@ -57,9 +62,9 @@ class LeafEnsemble:
         """
         if type(model._loss.link).__name__ != "IdentityLink":
             raise ValueError(f"only identity-link losses can be rewritten, not {model.loss!r}")
-        feature, threshold, missing_left, value = [], [], [], []
+        feature, threshold, missing_left, value, tree = [], [], [], [], []
         rows, cols, signs = [], [], []
-        for (predictor,) in model._predictors:
+        for t, (predictor,) in enumerate(model._predictors):
             nodes = predictor.nodes
             if nodes["is_categorical"].any():
                 raise ValueError("categorical splits are not supported")
@@ -73,6 +78,7 @@ class LeafEnsemble:
                         cols.append(split)
                         signs.append(sign)
                     value.append(float(node["value"]))
+                    tree.append(t)
                     continue
                 split = len(feature)
                 feature.append(int(node["feature_idx"]))
@@ -89,6 +95,7 @@ class LeafEnsemble:
             _lefts(paths),
             np.array(value),
             float(np.ravel(model._baseline_prediction)[0]),
+            np.array(tree, dtype=np.intp),
         )
 
     def predict(self, X: np.ndarray) -> np.ndarray:
@@ -100,7 +107,7 @@ class LeafEnsemble:
 
     def partial(self, config_block: np.ndarray, n_context: int) -> PartialEnsemble:
         """Decide the config-feature splits for fixed candidates (rows of ``config_block``,
-        whose columns are features ``n_context`` onward)."""
+        whose columns are features ``n_context`` onward), and group candidates into classes."""
         on_cfg = self.feature >= n_context
         cfg, ctx = np.flatnonzero(on_cfg), np.flatnonzero(~on_cfg)
         dec = _decide(
@@ -109,6 +116,33 @@ class LeafEnsemble:
         cfg_paths = self.paths[:, cfg]
         cfg_ok = (cfg_paths @ dec.T.astype(float)) == _lefts(cfg_paths)[:, None]  # (n_leaves, n_candidates)
         ctx_paths = self.paths[:, ctx].tocsr()
+        n_candidates = cfg_ok.shape[1]
+        fixed = np.diff(ctx_paths.indptr) == 0  # no context split on the path: always allowed
+        constant = self.value[fixed] @ cfg_ok[fixed]  # (n_candidates,)
+        # Per tree, the context-dependent leaves each candidate's config allows, as a class.
+        class_rows, class_cols = [], []  # class -> its leaves
+        member_rows, member_cols = [], []  # candidate -> its class (one per tree)
+        dynamic = ~fixed
+        n_classes = 0
+        for t in np.unique(self.tree[dynamic]):
+            leaves = np.flatnonzero(dynamic & (self.tree == t))
+            masks, member = np.unique(cfg_ok[leaves].T, axis=0, return_inverse=True)
+            member = member.ravel()
+            for m, mask in enumerate(masks):
+                if not mask.any():
+                    continue  # this config lands in a fixed leaf of tree t whatever the context
+                class_rows.extend([n_classes] * int(mask.sum()))
+                class_cols.extend(leaves[mask].tolist())
+                who = np.flatnonzero(member == m)
+                member_rows.extend(who.tolist())
+                member_cols.extend([n_classes] * who.size)
+                n_classes += 1
+        classes = sparse.csr_matrix(
+            (np.ones(len(class_rows)), (class_rows, class_cols)), shape=(n_classes, self.value.size)
+        )
+        members = sparse.csr_matrix(
+            (np.ones(len(member_rows)), (member_rows, member_cols)), shape=(n_candidates, n_classes)
+        )
         return PartialEnsemble(
             self.baseline,
             self.value,
@@ -117,7 +151,9 @@ class LeafEnsemble:
             self.missing_left[ctx],
             ctx_paths,
             _lefts(ctx_paths),
-            sparse.csr_matrix(cfg_ok.T, dtype=float),
+            classes,
+            members,
+            constant,
         )
 
 
@@ -137,10 +173,13 @@ class PartialEnsemble:
     missing_left: np.ndarray
     ctx_paths: sparse.csr_matrix  # (n_leaves, n_ctx_splits)
     ctx_lefts: np.ndarray  # (n_leaves,)
-    cfg_ok: sparse.csr_matrix  # (n_candidates, n_leaves) 1 where the config conditions hold
+    classes: sparse.csr_matrix  # (n_classes, n_leaves) 1 for the leaves a class's configs allow
+    members: sparse.csr_matrix  # (n_candidates, n_classes) 1 for the candidate's class in a tree
+    constant: np.ndarray  # (n_candidates,) sum of the leaves without context splits
 
     def predict(self, context: np.ndarray) -> np.ndarray:
         """(n_candidates,) predictions for one context vector (the first features of a row)."""
         dec = _decide(context[self.feature], self.threshold, self.missing_left).astype(float)
         ctx_ok = (self.ctx_paths @ dec) == self.ctx_lefts  # (n_leaves,)
-        return self.baseline + self.cfg_ok @ np.where(ctx_ok, self.value, 0.0)
+        per_class = self.classes @ np.where(ctx_ok, self.value, 0.0)
+        return self.baseline + self.constant + self.members @ per_class

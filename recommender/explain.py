@@ -8,6 +8,7 @@ differ from it in that component only. Positive means the chosen option beats th
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -49,6 +50,7 @@ class CandidateTable:
     configs: list[KDConfig]
     matrix: np.ndarray  # (n_candidates, n_config_features)
     groups: dict[str, np.ndarray]  # component -> (n_candidates,) group id
+    group_sizes: dict[str, np.ndarray]  # component -> (n_groups,) candidates per group
 
     @classmethod
     def build(cls, configs: list[KDConfig]) -> CandidateTable:
@@ -59,20 +61,26 @@ class CandidateTable:
             rest = np.delete(filled, cols, axis=1)
             _, gid = np.unique(rest, axis=0, return_inverse=True)
             groups[component] = gid.reshape(-1)
-        return cls(configs, matrix, groups)
+        sizes = {component: np.bincount(gid) for component, gid in groups.items()}
+        return cls(configs, matrix, groups, sizes)
 
-    def component_effects(self, pred: np.ndarray, index: int) -> list[tuple[str, float]]:
-        """(label, effect) per component of candidate ``index`` that has alternatives."""
+    def component_effects(self, pred: np.ndarray, indices: Sequence[int]) -> list[list[tuple[str, float]]]:
+        """For each candidate in ``indices``: (label, effect) per component that has alternatives,
+        largest effects first (the group sums are taken once for all of them)."""
+        sums = {c: np.bincount(gid, weights=pred) for c, gid in self.groups.items()}
         out = []
-        for component, gid in self.groups.items():
-            mates = gid == gid[index]
-            n_others = int(mates.sum()) - 1
-            if n_others == 0:
-                continue
-            others_mean = (float(pred[mates].sum()) - float(pred[index])) / n_others
-            out.append((describe(self.configs[index], component), float(pred[index]) - others_mean))
-        out.sort(key=lambda item: -abs(item[1]))
-        return out[:_TOP_FEATURES]
+        for index in indices:
+            effects = []
+            for component, gid in self.groups.items():
+                g = gid[index]
+                n_others = int(self.group_sizes[component][g]) - 1
+                if n_others == 0:
+                    continue
+                others_mean = (float(sums[component][g]) - float(pred[index])) / n_others
+                effects.append((describe(self.configs[index], component), float(pred[index]) - others_mean))
+            effects.sort(key=lambda item: -abs(item[1]))
+            out.append(effects[:_TOP_FEATURES])
+        return out
 
 
 def explanation(
@@ -96,4 +104,8 @@ def explanation(
             + ", ".join(f"{name} ({value:+.4f})" for name, value in effects)
             + "."
         )
-    return {"nearest_datasets": neighbours, "top_features": effects, "text": " ".join(parts)}
+    return {  # JSON's shapes (pairs as lists): stored and served as is
+        "nearest_datasets": [[d, dist] for d, dist in neighbours],
+        "top_features": [[name, value] for name, value in effects],
+        "text": " ".join(parts),
+    }

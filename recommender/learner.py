@@ -330,23 +330,33 @@ class MetaLearner(RegressorMixin, BaseEstimator):
         ctx = self.feature_space_.context_vector(meta_features, teacher, student)
         offset = float(models["group_model_"].predict(ctx)[0]) if self.target == "relative" else 0.0
         pred = partial.predict(ctx) + offset  # (n_candidates,)
-        top = np.argsort(-pred, kind="stable")[:k]
+        top = _top(pred, k)
         X_top = np.hstack([np.broadcast_to(ctx, (top.size, ctx.size)), table.matrix[top]])
         lower = models["lower_"].predict(X_top) + offset
         upper = models["upper_"].predict(X_top) + offset
         neighbours = self.nearest_datasets(meta_features)
         out = []
-        for rank, (i, lo, hi) in enumerate(zip(top, lower, upper, strict=True), 1):
+        all_effects = table.component_effects(pred, top.tolist())
+        for rank, (i, lo, hi, effects) in enumerate(zip(top, lower, upper, all_effects, strict=True), 1):
             p = float(pred[i])
             # Separately fitted quantile models can cross the point prediction; widen to include it.
             interval = (min(float(lo), p), max(float(hi), p))
-            effects = table.component_effects(pred, int(i))
             out.append(
                 Recommendation(
                     table.configs[i], p, interval, explanation(rank, p, interval, neighbours, effects)
                 )
             )
         return out
+
+
+def _top(pred: np.ndarray, k: int) -> np.ndarray:
+    """Indices of the ``k`` largest predictions, best first, ties in index order (as a stable sort
+    of all of them would give), without sorting all of them."""
+    if k >= pred.size:
+        return np.argsort(-pred, kind="stable")
+    kth = np.partition(pred, pred.size - k)[pred.size - k]  # the k-th largest value
+    contenders = np.flatnonzero(pred >= kth)  # every candidate that can make the top k, in order
+    return contenders[np.argsort(-pred[contenders], kind="stable")[:k]]
 
 
 def _constant_if_unknown(X: np.ndarray) -> np.ndarray:

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
+from typing import Any
 
 from fastapi import APIRouter, Response
+from pydantic_core import to_json
 
 from app.deps import ServicesDep, WriteAccess
 from app.domain import Recommendation
@@ -27,6 +29,38 @@ def _public(rec: Recommendation) -> RecommendationPublic:
     )
 
 
+def _descriptor(data: dict[str, Any]) -> dict[str, Any]:
+    return {name: data.get(name) for name in ModelDescriptorPublic.model_fields}
+
+
+def _render(rec: Recommendation) -> bytes:
+    """``RecommendationPublic``'s JSON for a recommendation this process just made, without
+    validating its items again: they were built from validated configs a moment ago, and
+    re-validating five nested KD configs cost more than the rest of the rendering. The stored
+    copy is served through the schema (``GET /recommendations/{id}``); tests check both agree."""
+    return to_json(
+        {
+            "id": rec.id,
+            "dataset_id": rec.dataset_id,
+            "teacher": _descriptor(rec.teacher["descriptor"]),
+            "meta_learner_version": rec.meta_learner_version,
+            "items": [
+                {
+                    "rank": item["rank"],
+                    "kd_config": item["kd_config"],
+                    "student": item["student"],
+                    "student_descriptor": _descriptor(item["student_descriptor"]),
+                    "predicted_ratio": item["predicted_ratio"],
+                    "interval": item["interval"],
+                    "explanation": item["explanation"],
+                }
+                for item in rec.items
+            ],
+            "created_at": rec.created_at,
+        }
+    )
+
+
 # A recommendation never changes once stored, so its JSON is rendered once per process (a repeated
 # question gets the stored answer: see app/services/recommend.py) and reused.
 _RENDERED: OrderedDict[str, bytes] = OrderedDict()
@@ -40,7 +74,7 @@ def _rendered(rec: Recommendation) -> bytes:
         if body is not None:
             _RENDERED.move_to_end(rec.id)
             return body
-    body = _public(rec).model_dump_json().encode()
+    body = _render(rec)
     with _rendered_lock:
         _RENDERED[rec.id] = body
         while len(_RENDERED) > _RENDERED_SIZE:
@@ -55,10 +89,10 @@ def _rendered(rec: Recommendation) -> bytes:
     response_model=RecommendationPublic,
     responses=errors(401, 403, 404, 422, 424, 503),
 )
-def recommend(services: ServicesDep, body: RecommendRequest) -> Response:
+async def recommend(services: ServicesDep, body: RecommendRequest) -> Response:
     """Rank pipelines with the active meta-learner; the answer is stored as a recommendation that
     ``POST /jobs`` can reference by id and rank."""
-    rec = services.recommend.recommend(body)
+    rec = await services.recommend.recommend_async(body)
     return Response(_rendered(rec), status_code=201, media_type="application/json")
 
 

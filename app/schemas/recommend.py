@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from datetime import datetime
 from typing import Any, Literal
 
@@ -47,6 +48,9 @@ class RecommendRequest(BaseModel):
     def _check(self) -> RecommendRequest:
         if (self.dataset_id is None) == (self.meta_features is None):
             raise ValueError("give exactly one of dataset_id and meta_features")
+        bad = [k for k, v in (self.meta_features or {}).items() if v is not None and not math.isfinite(v)]
+        if bad:  # JSON has no NaN or Infinity (a missing feature is null)
+            raise ValueError(f"meta_features must be finite numbers or null: {', '.join(sorted(bad))}")
         if self.student is not None and self.budget is not None:
             raise ValueError("give a student or a budget, not both")
         return self

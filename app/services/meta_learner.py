@@ -113,6 +113,13 @@ class MetaLearnerService:
         log.info("imported %d sweep records from %s", len(records), path)
 
     # ---- answering ----------------------------------------------------------------------------
+    def current_if_fresh(self) -> tuple[MetaLearnerVersion, Any] | None:
+        """What :meth:`current` would return when that needs no database read, else None."""
+        with self._lock:
+            if self._loaded is not None and time.monotonic() - self._checked_at < ACTIVE_TTL_S:
+                return self._loaded
+        return None
+
     def current(self) -> tuple[MetaLearnerVersion, Any]:
         """The active version and its fitted learner (loaded once per version).
 
@@ -122,9 +129,8 @@ class MetaLearnerService:
         Raises:
             MetaLearnerUnavailableError: No version and too few records to fit one.
         """
-        with self._lock:
-            if self._loaded is not None and time.monotonic() - self._checked_at < ACTIVE_TTL_S:
-                return self._loaded
+        if (fresh := self.current_if_fresh()) is not None:
+            return fresh
         self._limit_threads()
         version = self.store.meta_learners.active()
         if version is None:

@@ -15,7 +15,9 @@ import threading
 from collections import OrderedDict
 from typing import Any
 
-from app.domain import Recommendation
+from fastapi.concurrency import run_in_threadpool
+
+from app.domain import MetaLearnerVersion, Recommendation
 from app.errors import InvalidRequestError
 from app.schemas.recommend import RecommendRequest
 from app.services.meta_features import with_teacher
@@ -40,6 +42,7 @@ class RecommendService:
         self._cache: OrderedDict[tuple[Any, ...], list[Any]] = OrderedDict()
         self._answers: OrderedDict[tuple[Any, ...], Recommendation] = OrderedDict()
         self._lock = threading.Lock()
+        self._warm: set[tuple[Any, ...]] = set()  # question shapes answered (see recommend_async)
 
     def _remember(self, cache: OrderedDict[tuple[Any, ...], Any], key: tuple[Any, ...], value: Any) -> None:
         with self._lock:
@@ -93,13 +96,73 @@ class RecommendService:
             InvalidRequestError: k above the limit, no student within the budget, bad input.
             MetaLearnerUnavailableError: No meta-learner and too few records to fit one.
         """
+        answer, fresh = self._answer(req, self._context(req), self.meta_learners.current())
+        if fresh:
+            self.store.recommendations.save(answer)
+            self._remember(self._answers, self._answer_key(answer.meta_learner_version, req), answer)
+        return answer
+
+    async def recommend_async(self, req: RecommendRequest) -> Recommendation:
+        """:meth:`recommend` for the API.
+
+        The ranking is about a millisecond of CPU under the GIL: handing it to a thread made each
+        request dearer under load (thread switching) without adding throughput, so it runs on the
+        event loop when nothing can block: inline meta-features, a meta-learner loaded and checked
+        in the last second, no student checkpoint to read, and a question of a shape (teacher,
+        student or budget, task) already answered, whose model descriptions and candidate table
+        are built. Anything else (reading a dataset or a checkpoint's config, loading a
+        meta-learner, building a candidate table) runs in the thread pool. The insert is awaited,
+        not waited for in a thread.
+        """
+        loaded = self.meta_learners.current_if_fresh()
+        inline = None
+        no_files = req.dataset_id is None and (req.student is None or req.student.checkpoint is None)
+        if no_files and loaded is not None:
+            context = self._context(req)  # no I/O for inline meta-features
+            if self._shape(loaded[0].version, req, context[1]) in self._warm:
+                inline = self._answer(req, context, loaded)
+        if inline is not None:
+            answer, fresh = inline
+        else:
+
+            def in_thread() -> tuple[Recommendation, bool, str]:
+                context = self._context(req)
+                return *self._answer(req, context, self.meta_learners.current()), context[1]
+
+            answer, fresh, task_kind = await run_in_threadpool(in_thread)
+            with self._lock:
+                self._warm.add(self._shape(answer.meta_learner_version, req, task_kind))
+        if fresh:
+            await self.store.recommendations.save_async(answer)
+            self._remember(self._answers, self._answer_key(answer.meta_learner_version, req), answer)
+        return answer
+
+    @staticmethod
+    def _shape(version: int | None, req: RecommendRequest, task_kind: str) -> tuple[Any, ...]:
+        """What decides which models and candidate tables a question needs."""
+        student = req.student.model_dump_json() if req.student is not None else None
+        budget = req.budget.model_dump_json() if req.budget is not None else None
+        return (version, req.teacher, student, budget, task_kind)
+
+    @staticmethod
+    def _answer_key(version: int | None, req: RecommendRequest) -> tuple[Any, ...]:
+        return (version, req.model_dump_json())
+
+    def _answer(
+        self,
+        req: RecommendRequest,
+        context: tuple[dict[str, float | None], str],
+        loaded: tuple[MetaLearnerVersion, Any],
+    ) -> tuple[Recommendation, bool]:
+        """The stored answer to the same question under the same meta-learner (and False), or a
+        new, not yet stored recommendation (and True). ``context`` is :meth:`_context`'s (which
+        reads the dataset: a deleted one is a 404 there), ``loaded`` the meta-learner's."""
         if req.k > self.settings.limits.max_recommendations:
             raise InvalidRequestError(f"k must be at most {self.settings.limits.max_recommendations}")
-        meta, task_kind = self._context(req)  # reads the dataset: a deleted one is a 404 here
-        version, learner = self.meta_learners.current()
-        answer_key = (version.version, req.model_dump_json())
-        if (answer := self._recall(self._answers, answer_key)) is not None:
-            return answer
+        meta, task_kind = context
+        version, learner = loaded
+        if (answer := self._recall(self._answers, self._answer_key(version.version, req))) is not None:
+            return answer, False
         teacher = self.catalog.teacher(req.teacher)
         if req.budget is not None:
             students = self.catalog.students_within(
@@ -123,11 +186,11 @@ class RecommendService:
                 "student_descriptor": desc.to_dict(),
                 "predicted_ratio": rec.predicted_ratio,
                 "interval": list(rec.interval),
-                "explanation": json.loads(json.dumps(rec.explanation)),
+                "explanation": rec.explanation,
             }
             for rank, (rec, spec, desc) in enumerate(merged[: req.k], start=1)
         ]
-        answer = self.store.recommendations.create(
+        answer = self.store.recommendations.new(
             dataset_id=req.dataset_id,
             meta_features=meta,
             teacher={"spec": teacher.spec, "descriptor": teacher.descriptor.to_dict()},
@@ -135,5 +198,4 @@ class RecommendService:
             meta_learner_version=version.version,
             items=items,
         )
-        self._remember(self._answers, answer_key, answer)
-        return answer
+        return answer, True

@@ -62,16 +62,25 @@ class ApiKeyStore:
             s.flush()
             return _to_domain(row), token
 
-    def verify(self, token: str) -> ApiKey | None:
-        """The live key ``token`` belongs to, or None (unknown, malformed or revoked)."""
-        parts = token.split("_", 2)
-        if len(parts) != 3 or parts[0] != KEY_PREFIX:
-            return None
+    def recently_verified(self, token: str) -> ApiKey | None:
+        """The key ``token`` belongs to if it was verified in the last ``VERIFY_CACHE_S`` seconds,
+        else None (then :meth:`verify` decides); no database access."""
         digest = _hash(token)
         with self._lock:
             hit = self._verified.get(digest)
         if hit is not None and time.monotonic() < hit[1]:
             return hit[0]
+        return None
+
+    def verify(self, token: str) -> ApiKey | None:
+        """The live key ``token`` belongs to, or None (unknown, malformed or revoked)."""
+        parts = token.split("_", 2)
+        if len(parts) != 3 or parts[0] != KEY_PREFIX:
+            return None
+        hit = self.recently_verified(token)
+        if hit is not None:
+            return hit
+        digest = _hash(token)
         with self.db.read() as s:
             row = s.scalar(select(ApiKeyRow).where(ApiKeyRow.prefix == parts[1]))
             if row is None or row.revoked_at is not None or not hmac.compare_digest(row.key_hash, digest):

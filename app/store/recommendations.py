@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import fields
 from typing import Any
 
 from app.db.engine import Database
+from app.db.group_commit import GroupCommit
 from app.db.tables import RecommendationRow
 from app.domain import Recommendation, utcnow
 from app.errors import NotFoundError
@@ -24,12 +26,18 @@ def _to_domain(row: RecommendationRow) -> Recommendation:
     )
 
 
+def _row(rec: Recommendation) -> dict[str, Any]:
+    """The row's values (shallow: dataclasses.asdict would deep-copy the items)."""
+    return {f.name: getattr(rec, f.name) for f in fields(rec)}
+
+
 class RecommendationStore:
     def __init__(self, db: Database) -> None:
         self.db = db
+        self._inserts = GroupCommit(db, RecommendationRow.__table__)
 
-    def create(
-        self,
+    @staticmethod
+    def new(
         *,
         dataset_id: str | None,
         meta_features: dict[str, Any],
@@ -38,20 +46,33 @@ class RecommendationStore:
         meta_learner_version: int | None,
         items: list[dict[str, Any]],
     ) -> Recommendation:
-        with self.db.write() as s:
-            row = RecommendationRow(
-                id=uuid.uuid4().hex,
-                dataset_id=dataset_id,
-                meta_features=meta_features,
-                teacher=teacher,
-                k=k,
-                meta_learner_version=meta_learner_version,
-                items=items,
-                created_at=utcnow(),
-            )
-            s.add(row)
-            s.flush()
-            return _to_domain(row)
+        """A recommendation with a fresh id, not stored yet (:meth:`save`)."""
+        return Recommendation(
+            id=uuid.uuid4().hex,
+            dataset_id=dataset_id,
+            meta_features=meta_features,
+            teacher=teacher,
+            k=k,
+            meta_learner_version=meta_learner_version,
+            items=items,
+            created_at=utcnow(),
+        )
+
+    # Once per /recommend: concurrent requests share a transaction (group commit), and a plain
+    # INSERT skips the ORM's unit of work, which cost more than the statement itself.
+    def save(self, rec: Recommendation) -> Recommendation:
+        """Store ``rec``; return it once committed."""
+        self._inserts.insert(_row(rec))
+        return rec
+
+    async def save_async(self, rec: Recommendation) -> Recommendation:
+        """:meth:`save` for a coroutine (the event loop goes on while the row is written)."""
+        await self._inserts.insert_async(_row(rec))
+        return rec
+
+    def create(self, **fields: Any) -> Recommendation:
+        """:meth:`new` (same keywords), then :meth:`save`."""
+        return self.save(self.new(**fields))
 
     def get(self, recommendation_id: str) -> Recommendation:
         with self.db.read() as s:

@@ -46,6 +46,12 @@ def test_recommend_with_inline_meta_features_and_budget(api: Api) -> None:
     assert layers and max(layers) <= 3
     tiny = api.post("/recommend", json={**body, "budget": {"max_params": 10}})
     assert tiny.status_code == 422
+    not_finite = api.post(
+        "/recommend",
+        content=b'{"meta_features": {"n_train": NaN}, "task_kind": "classification"}',
+        headers={"Content-Type": "application/json"},
+    )
+    assert not_finite.status_code == 422 and "finite" in not_finite.text
     no_kind = api.post("/recommend", json={"meta_features": {"n_train": 10.0}})
     assert no_kind.status_code == 422 and no_kind.json()["error"]["code"] == "invalid_request"
 
@@ -152,3 +158,24 @@ def test_automatic_refit_policy(make_api: Any) -> None:
         dispatcher.run_until_idle()
     assert [r is not None for r in refits] == [False, True, False]
     assert api.get("/meta-learner").json()["active"]["n_records"] == 2
+
+
+def test_inline_questions_of_a_known_shape_are_answered_on_the_event_loop_and_stored(api: Api) -> None:
+    def body(n_train: float) -> dict[str, Any]:
+        return {
+            "meta_features": {"n_train": n_train, "is_pair": 0.0, "n_labels": 2.0},
+            "task_kind": "classification",
+            "k": 3,
+        }
+
+    first = api.post("/recommend", json=body(100.0)).json()
+    assert len(api.services.recommend._warm) == 1  # the shape is known from now on
+    answers = [api.post("/recommend", json=body(n)) for n in (200.0, 5000.0, 90000.0)]
+    assert all(r.status_code == 201 for r in answers)
+    ids = {first["id"], *(r.json()["id"] for r in answers)}
+    assert len(ids) == 4
+    for r in answers:  # the fast rendering says what the schema serves for the stored copy
+        assert api.get(f"/recommendations/{r.json()['id']}").json() == r.json()
+    budget = {**body(300.0), "budget": {"max_layers": 3}}
+    twice = [api.post("/recommend", json=budget).json() for _ in range(2)]
+    assert twice[0] == twice[1] == api.get(f"/recommendations/{twice[0]['id']}").json()

@@ -31,10 +31,11 @@ def test_full_prediction_equals_sklearn(data, loss):
     )
 
 
-def test_partial_prediction_equals_sklearn(data):
+# 0: every split on config features (all leaves fixed per candidate); 9: none (one class each)
+@pytest.mark.parametrize("n_context", [0, 1, 5, 9])
+def test_partial_prediction_equals_sklearn(data, n_context):
     X, y, X_new = data
     model = HistGradientBoostingRegressor(max_iter=40, early_stopping=False, random_state=0).fit(X, y)
-    n_context = 5
     partial = LeafEnsemble.from_model(model).partial(X_new[:, n_context:], n_context)
     for row in (0, 7):  # one context vector against every candidate's config features
         context = X_new[row, :n_context]

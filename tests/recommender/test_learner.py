@@ -12,7 +12,7 @@ from sklearn.exceptions import NotFittedError
 from models.availability import runnable
 from models.config import KDConfig, ModelDescriptor, check_compatible
 from recommender import MetaLearner, Recommendation, SweepRecord
-from recommender.learner import dataset_weights
+from recommender.learner import _top, dataset_weights
 from tests.recommender.conftest import FAST
 from tests.recommender.synthetic import ALL_AVAILABLE, STUDENTS, TEACHERS, synthetic_history
 
@@ -96,7 +96,7 @@ def test_recommend_returns_valid_runnable_configs_with_intervals(fitted, history
         lo, hi = rec.interval
         assert lo <= rec.predicted_ratio <= hi and hi - lo < 0.5
         ex = rec.explanation
-        assert ex["nearest_datasets"][0] == (history[0].dataset_id, pytest.approx(0.0))
+        assert ex["nearest_datasets"][0] == [history[0].dataset_id, pytest.approx(0.0)]
         assert ex["top_features"] and all(isinstance(v, float) for _, v in ex["top_features"])
         assert "predicted ratio" in ex["text"]
     assert len({r.kd_config.pipeline_key() for r in out}) == 4
@@ -167,3 +167,11 @@ def test_ratio_target_also_works():
     m = MetaLearner(target="ratio", **FAST).fit(records)
     assert not hasattr(m, "group_model_")
     assert len(m.recommend(records[0].meta_features, records[0].teacher, records[0].student, k=2)) == 2
+
+
+@pytest.mark.parametrize("k", [1, 3, 7, 20, 25])
+def test_top_k_equals_a_stable_sort_of_everything_ties_included(k):
+    rng = np.random.default_rng(3)
+    pred = rng.choice([0.1, 0.5, 0.5, 0.7, 0.9, 0.9, 0.9], size=20)  # many ties, also at the cut
+    expected = np.argsort(-pred, kind="stable")[:k]
+    np.testing.assert_array_equal(_top(pred, k), expected)
