@@ -27,10 +27,10 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def cli(*args: str, env: dict[str, str]) -> str:
+def cli(*args: str, env: dict[str, str], cwd: Path = ROOT) -> str:
     out = subprocess.run(
         [sys.executable, "-m", "app", *args],
-        cwd=ROOT,
+        cwd=cwd,
         env=env,
         capture_output=True,
         text=True,
@@ -63,11 +63,13 @@ def wait_healthy(base: str, proc: subprocess.Popen[bytes], timeout: float = 180)
 
 
 @contextlib.contextmanager
-def running(args: list[str], env: dict[str, str], log: Path) -> Iterator[subprocess.Popen[bytes]]:
-    """Run ``python -m app ARGS`` until the block ends (SIGTERM, then kill)."""
+def running(
+    args: list[str], env: dict[str, str], log: Path, cwd: Path = ROOT
+) -> Iterator[subprocess.Popen[bytes]]:
+    """Run ``python -m app ARGS`` (the code in ``cwd``) until the block ends (SIGTERM, then kill)."""
     with log.open("ab") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "app", *args], cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT
+            [sys.executable, "-m", "app", *args], cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT
         )
     try:
         yield proc
