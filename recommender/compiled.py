@@ -126,8 +126,7 @@ class LeafEnsemble:
         n_classes = 0
         for t in np.unique(self.tree[dynamic]):
             leaves = np.flatnonzero(dynamic & (self.tree == t))
-            masks, member = np.unique(cfg_ok[leaves].T, axis=0, return_inverse=True)
-            member = member.ravel()
+            masks, member = _distinct_rows(cfg_ok[leaves].T)
             for m, mask in enumerate(masks):
                 if not mask.any():
                     continue  # this config lands in a fixed leaf of tree t whatever the context
@@ -155,6 +154,18 @@ class LeafEnsemble:
             members,
             constant,
         )
+
+
+def _distinct_rows(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct rows of a boolean matrix and each row's index among them (as ``np.unique``
+    with ``axis=0``, which is several times slower: rows of up to 62 bits are packed into
+    integers first)."""
+    if rows.shape[1] > 62:
+        masks, member = np.unique(rows, axis=0, return_inverse=True)
+        return masks, member.ravel()
+    codes = rows.astype(np.int64) @ (np.int64(1) << np.arange(rows.shape[1], dtype=np.int64))
+    _, first, member = np.unique(codes, return_index=True, return_inverse=True)
+    return rows[first], member.ravel()
 
 
 def _lefts(paths: sparse.csr_matrix) -> np.ndarray:

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from sklearn.ensemble import HistGradientBoostingRegressor
 
-from recommender.compiled import LeafEnsemble
+from recommender.compiled import LeafEnsemble, _distinct_rows
 
 
 @pytest.fixture(scope="module")
@@ -48,3 +48,13 @@ def test_non_identity_link_is_refused(data):
     model = HistGradientBoostingRegressor(max_iter=3, loss="poisson").fit(np.nan_to_num(X), np.abs(y) + 0.1)
     with pytest.raises(ValueError, match="identity-link"):
         LeafEnsemble.from_model(model)
+
+
+@pytest.mark.parametrize("width", [3, 62, 63, 70])
+def test_distinct_rows_packs_narrow_rows_and_falls_back_for_wide_ones(width):
+    rng = np.random.default_rng(width)
+    base = rng.random((6, width)) < 0.5
+    rows = base[rng.integers(0, 6, size=50)]
+    masks, member = _distinct_rows(rows)
+    assert len({m.tobytes() for m in masks}) == len(masks) == len({r.tobytes() for r in rows})
+    np.testing.assert_array_equal(masks[member], rows)
