@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -86,15 +86,12 @@ class Database:
         self._read = sessionmaker(self.engine, expire_on_commit=False)
         self._write = sessionmaker(write_engine, expire_on_commit=False)
         # SQLite has one writer at a time, and a connection that finds the lock taken polls for it
-        # in sleeps of up to 100 ms (its busy handler). Writers therefore queue before they begin:
-        # those of this process on a lock, those of other processes (the API workers, the
-        # executor) on an advisory lock of a file beside the database, which hands over at once.
-        self._write_lock = threading.RLock() if self.dialect == "sqlite" else None
-        self._write_depth = 0
-        self._lock_file: int | None = None
-        database = make_url(url).database
-        if self.dialect == "sqlite" and fcntl is not None and database and database != ":memory:":
-            self._lock_file = os.open(f"{database}.write-lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        # in sleeps of up to 100 ms (its busy handler): writers take turns before they begin.
+        self._turn: _WriteTurn | None = None
+        if self.dialect == "sqlite":
+            database = make_url(url).database
+            file = database if database and database != ":memory:" else None
+            self._turn = _WriteTurn.of(file) if file else _WriteTurn(None)
 
     @contextmanager
     def read(self) -> Iterator[Session]:
@@ -104,44 +101,59 @@ class Database:
     @contextmanager
     def write(self) -> Iterator[Session]:
         """A transaction committed on success and rolled back on error."""
-        if self._write_lock is None:
-            with self._write() as session, session.begin():
-                yield session
-            return
-        with self._write_lock, self._across_processes(), self._write() as session, session.begin():
+        with self._my_turn(), self._write() as session, session.begin():
             yield session
 
     @contextmanager
     def write_connection(self) -> Iterator[Connection]:
         """:meth:`write` for Core statements: a connection in a transaction, without an ORM
         session (whose bookkeeping costs more than a plain INSERT)."""
-        if self._write_lock is None:
-            with self._write_engine.begin() as conn:
-                yield conn
-            return
-        with self._write_lock, self._across_processes(), self._write_engine.begin() as conn:
+        with self._my_turn(), self._write_engine.begin() as conn:
             yield conn
 
-    @contextmanager
-    def _across_processes(self) -> Iterator[None]:
-        """Hold the file lock (taken once per thread and nesting: the caller holds the RLock)."""
-        if self._lock_file is None or self._write_depth:
-            self._write_depth += 1
-            try:
-                yield
-            finally:
-                self._write_depth -= 1
-            return
-        fcntl.flock(self._lock_file, fcntl.LOCK_EX)
-        self._write_depth = 1
-        try:
-            yield
-        finally:
-            self._write_depth = 0
-            fcntl.flock(self._lock_file, fcntl.LOCK_UN)
+    def _my_turn(self) -> AbstractContextManager[None]:
+        return self._turn.hold() if self._turn is not None else nullcontext()
 
     def dispose(self) -> None:
         self.engine.dispose()
-        if self._lock_file is not None:
-            os.close(self._lock_file)
-            self._lock_file = None
+
+
+class _WriteTurn:
+    """Whose turn it is to write one SQLite file: a re-entrant lock for the threads of this
+    process, and an advisory lock on ``<file>.write-lock`` for other processes (API workers, the
+    executor, CLI commands), which hands over as soon as it is released.
+
+    One per file and process (:meth:`of`), shared by every :class:`Database` on that file, so two
+    of them in one thread nest instead of waiting for each other; a forked child gets its own.
+    """
+
+    _registry: dict[tuple[int, str], _WriteTurn] = {}
+    _registry_lock = threading.Lock()
+
+    def __init__(self, file: str | None) -> None:
+        self.lock = threading.RLock()
+        self.depth = 0
+        self.fd: int | None = None
+        if file is not None and fcntl is not None:
+            self.fd = os.open(f"{file}.write-lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+
+    @classmethod
+    def of(cls, file: str) -> _WriteTurn:
+        key = (os.getpid(), str(Path(file).resolve()))
+        with cls._registry_lock:
+            if key not in cls._registry:
+                cls._registry[key] = cls(key[1])
+            return cls._registry[key]
+
+    @contextmanager
+    def hold(self) -> Iterator[None]:
+        with self.lock:
+            if self.depth == 0 and self.fd is not None:
+                fcntl.flock(self.fd, fcntl.LOCK_EX)
+            self.depth += 1
+            try:
+                yield
+            finally:
+                self.depth -= 1
+                if self.depth == 0 and self.fd is not None:
+                    fcntl.flock(self.fd, fcntl.LOCK_UN)

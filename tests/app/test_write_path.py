@@ -158,8 +158,18 @@ def test_sqlite_writers_of_one_process_queue_and_nesting_does_not_deadlock(sqlit
         order.append("second in")
     t.join()
     assert order == ["first in", "first out", "second in"]
-    with db.write(), db.write_connection():  # same thread, nested: re-entrant
-        pass
+    other = Database(sqlite_url)  # another Database on the same file shares the turn
+    nested = threading.Event()
+
+    def nest() -> None:
+        with db.write(), db.write_connection(), other.write():  # re-entrant, not waiting on itself
+            nested.set()
+
+    t = threading.Thread(target=nest, daemon=True)
+    t.start()
+    t.join(timeout=30)
+    assert nested.is_set()
+    other.dispose()
     db.dispose()
 
 
