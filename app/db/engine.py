@@ -116,6 +116,9 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+        if self._turn is not None:
+            self._turn.release()
+            self._turn = None
 
 
 class _WriteTurn:
@@ -133,17 +136,34 @@ class _WriteTurn:
     def __init__(self, file: str | None) -> None:
         self.lock = threading.RLock()
         self.depth = 0
+        self.users = 0
+        self.key: tuple[int, str] | None = None
         self.fd: int | None = None
         if file is not None and fcntl is not None:
             self.fd = os.open(f"{file}.write-lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
 
     @classmethod
     def of(cls, file: str) -> _WriteTurn:
+        """The turn of ``file`` in this process; :meth:`release` it when done."""
         key = (os.getpid(), str(Path(file).resolve()))
         with cls._registry_lock:
-            if key not in cls._registry:
-                cls._registry[key] = cls(key[1])
-            return cls._registry[key]
+            turn = cls._registry.get(key)
+            if turn is None:
+                turn = cls._registry[key] = cls(key[1])
+                turn.key = key
+            turn.users += 1
+            return turn
+
+    def release(self) -> None:
+        """One user fewer; the last one closes the lock file."""
+        with self._registry_lock:
+            self.users -= 1
+            if self.users > 0 or self.key is None:
+                return
+            del self._registry[self.key]
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
 
     @contextmanager
     def hold(self) -> Iterator[None]:

@@ -208,3 +208,16 @@ def test_sqlite_writers_of_two_processes_queue_on_the_lock_file(sqlite_url: str,
     finally:
         assert holder.wait(timeout=60) == 0
         db.dispose()
+
+
+def test_the_lock_file_stays_open_while_a_database_on_it_is_in_use(sqlite_url: str) -> None:
+    from app.db.engine import _WriteTurn
+
+    a, b = Database(sqlite_url), Database(sqlite_url)
+    assert a._turn is b._turn and a._turn.fd is not None
+    turn = a._turn
+    a.dispose()
+    with b.write_connection():  # still usable
+        pass
+    b.dispose()
+    assert turn.fd is None and turn.key not in _WriteTurn._registry
