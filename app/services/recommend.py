@@ -136,13 +136,15 @@ class RecommendService:
             shape = self._shape(answer.meta_learner_version, req, task_kind)
             with self._lock:
                 new_shape = shape not in self._warm
+                if len(self._warm) >= _CACHE_SIZE:  # many teachers or budgets: start over
+                    self._warm.clear()
                 self._warm.add(shape)
             if new_shape:
                 # The meta-learner and the candidate table built for this shape are a few hundred
                 # thousand objects that live as long as the process. Move them out of the cyclic
                 # garbage collector's reach: its full passes over them stopped the process for
-                # about 0.15 s every few seconds under load (p99 at 8 clients 140 ms, 25 ms with
-                # them frozen; bench/README).
+                # about 0.15 s every few seconds under load (p99 at 8 clients about 140 ms, about
+                # 30 ms with them frozen; README, service benchmark).
                 gc.freeze()
         if fresh:
             await self.store.recommendations.save_async(answer)

@@ -66,13 +66,9 @@ class RecommendationStore:
         return rec
 
     async def save_async(self, rec: Recommendation) -> Recommendation:
-        """:meth:`save` for a coroutine (the event loop goes on while the row is written)."""
+        """:meth:`save` for a coroutine: the rows of one event-loop turn share a transaction."""
         await self._inserts.insert_async(_row(rec))
         return rec
-
-    def create(self, **fields: Any) -> Recommendation:
-        """:meth:`new` (same keywords), then :meth:`save`."""
-        return self.save(self.new(**fields))
 
     def get(self, recommendation_id: str) -> Recommendation:
         with self.db.read() as s:
