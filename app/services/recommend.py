@@ -143,7 +143,7 @@ class RecommendService:
                 # The meta-learner and the candidate table built for this shape are a few hundred
                 # thousand objects that live as long as the process. Move them out of the cyclic
                 # garbage collector's reach: its full passes over them stopped the process for
-                # about 0.15 s every few seconds under load (p99 at 8 clients about 140 ms, about
+                # about 0.17 s every few seconds under load (p99 at 8 clients about 140 ms, about
                 # 30 ms with them frozen; README, service benchmark).
                 gc.freeze()
         if fresh:
