@@ -117,6 +117,7 @@ class RecommendService:
         """
         loaded = self.meta_learners.current_if_fresh()
         inline = None
+        context: tuple[dict[str, float | None], str] | None = None
         # reading a dataset's row: SQLite (WAL) reads never wait for a writer and take a fraction
         # of a millisecond; a Postgres read is a network round trip, left to a thread
         no_wait = req.dataset_id is None or self.store.db.dialect == "sqlite"
@@ -129,8 +130,8 @@ class RecommendService:
         else:
 
             def in_thread() -> tuple[Recommendation, bool, str]:
-                context = self._context(req)
-                return *self._answer(req, context, self.meta_learners.current()), context[1]
+                known = context if context is not None else self._context(req)  # read once
+                return *self._answer(req, known, self.meta_learners.current()), known[1]
 
             answer, fresh, task_kind = await run_in_threadpool(in_thread)
             shape = self._shape(answer.meta_learner_version, req, task_kind)

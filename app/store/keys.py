@@ -65,7 +65,9 @@ class ApiKeyStore:
     def recently_verified(self, token: str) -> ApiKey | None:
         """The key ``token`` belongs to if it was verified in the last ``VERIFY_CACHE_S`` seconds,
         else None (then :meth:`verify` decides); no database access."""
-        digest = _hash(token)
+        return self._cached(_hash(token))
+
+    def _cached(self, digest: str) -> ApiKey | None:
         with self._lock:
             hit = self._verified.get(digest)
         if hit is not None and time.monotonic() < hit[1]:
@@ -77,10 +79,9 @@ class ApiKeyStore:
         parts = token.split("_", 2)
         if len(parts) != 3 or parts[0] != KEY_PREFIX:
             return None
-        hit = self.recently_verified(token)
-        if hit is not None:
-            return hit
         digest = _hash(token)
+        if (hit := self._cached(digest)) is not None:
+            return hit
         with self.db.read() as s:
             row = s.scalar(select(ApiKeyRow).where(ApiKeyRow.prefix == parts[1]))
             if row is None or row.revoked_at is not None or not hmac.compare_digest(row.key_hash, digest):
