@@ -1,7 +1,8 @@
 """The sweep record a succeeded job appends: its report plus the dataset's meta-features.
 
 Every record carries its provenance: source ``own``, the job id (``run_id``), the code version,
-seed and hardware the engine reported, and the time.
+seed and hardware the engine reported, and the time; and its fidelity: the training and dev examples
+the run saw (from the report's dataset block), its epochs and max length (from its KD config).
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ def sweep_record_columns(job: Job, report: dict[str, Any], dataset: Dataset | No
     meta = {k: v for k, v in meta.items() if v is not None}
     digest = (dataset.digest if dataset else None) or (report.get("dataset") or {}).get("digest") or job.id
     name = dataset.name if dataset else (report.get("dataset") or {}).get("name", "dataset")
+    seen = report.get("dataset") or {}
     record = SweepRecord(
         dataset_id=f"{name}:{digest[:12]}",
         teacher=teacher,
@@ -61,6 +63,10 @@ def sweep_record_columns(job: Job, report: dict[str, Any], dataset: Dataset | No
         source="own",
         run_id=job.id,
         raw={"job_id": job.id, "attempts": job.attempts, "app_dataset_id": job.dataset_id},
+        train_examples=seen.get("n_train"),
+        dev_examples=seen.get("n_dev"),
+        epochs=kd_config.training.epochs,
+        max_length=kd_config.training.max_length,
     )
     data = record.to_dict()
     return {
