@@ -32,7 +32,8 @@ from models.report import code_version, cpu_latency_ms, hardware, plot_learning_
 from models.trainer import KDTrainer
 
 log = logging.getLogger(__name__)
-FINETUNE_VERSION = "1"  # bump when teacher fine-tuning changes, to invalidate cached teachers
+# bump when teacher fine-tuning changes, to invalidate cached teachers; 2: the new head is seeded
+FINETUNE_VERSION = "2"
 
 
 def _file_digest(path: Path) -> str:
@@ -120,6 +121,10 @@ def _fine_tune_teacher(spec, dataset, base: Path, folder: Path, device, progress
         )
     )
     tokenizer = load_tokenizer(base)
+    # The new head is drawn from the global RNG, in whatever state the process left it: seed it, so
+    # one seed and thread count give one teacher (unseeded, the same job fine-tuned three times
+    # reached dev 0.5 / 0.5 / 0.65). Training itself reseeds from tt.seed.
+    torch.manual_seed(tt.seed)
     model = load_classifier(base, dataset.label_names, dataset.task_kind)
     work = folder.parent / f"{key}.work"
     trainer = KDTrainer(
@@ -147,6 +152,8 @@ def _fine_tune_teacher(spec, dataset, base: Path, folder: Path, device, progress
         "dev_score": result.best_score,
         "epochs": tt.epochs,
         "wall_time_s": result.wall_time_s,
+        "seed": tt.seed,
+        "torch_threads": torch.get_num_threads(),  # bit-identical only at the same thread count
         "history": result.history,
         "key": key,
     }
