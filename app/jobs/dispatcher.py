@@ -9,7 +9,9 @@ One loop, one thread, any backend. Each tick it
 3. claims new jobs while it has free slots.
 
 A succeeded job's sweep record is appended in the same transaction that marks it succeeded,
-so a retried or duplicated finish can never append twice.
+so a retried or duplicated finish can never append twice; that transaction is conditional on no
+cancel request, so a job asked to cancel ends ``cancelled`` (and records nothing) even when its
+runner finished before it saw the request.
 """
 
 from __future__ import annotations
@@ -258,7 +260,9 @@ class Dispatcher:
         kind, data = a.outcome or ("crashed", a.execution.exit_info())
         try:
             if kind == "result":
-                self._succeed(job, data)
+                self._succeed(job, data)  # ends cancelled if a cancel was requested meanwhile
+            elif self._cancel_requested(job):  # cancel is final, whatever else stopped the run
+                self._transition(job, JobStatus.CANCELLED, event={"reason": "cancel requested"})
             elif kind == "error":
                 self._transition(
                     job, JobStatus.FAILED, error_code=data["code"], error_message=data["message"]
@@ -282,6 +286,13 @@ class Dispatcher:
             a.execution.close()
             self.active.pop(job.id, None)
 
+    def _cancel_requested(self, job: Job) -> bool:
+        """Whether a cancel was requested (read now: the flag may have landed after the last heartbeat)."""
+        try:
+            return self.store.jobs.get(job.id).cancel_requested
+        except NotFoundError:
+            return False
+
     def _succeed(self, job: Job, report: dict[str, Any]) -> None:
         try:
             dataset = (
@@ -296,8 +307,17 @@ class Dispatcher:
                 error_message=f"the run finished but its report cannot form a sweep record: {exc}",
             )
             return
-        done = self._transition(job, JobStatus.SUCCEEDED, result=report, sweep_record=record)
-        if done is not None and self.on_succeeded is not None:
+        try:
+            done = self.store.jobs.succeed(
+                job.id, worker_id=self.worker_id, result=report, sweep_record=record
+            )
+        except IllegalTransitionError as exc:
+            log.warning("job %s: %s (someone else changed it)", job.id, exc.message)
+            return
+        if done.status == JobStatus.CANCELLED:
+            log.info("job %s: finished after a cancel request; cancelled, result discarded", job.id)
+            return
+        if self.on_succeeded is not None:
             try:
                 self.on_succeeded(done)
             except Exception:

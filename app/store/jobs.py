@@ -46,6 +46,7 @@ def job_from_row(row: JobRow) -> Job:
         finished_at=row.finished_at,
         last_claimed_at=row.last_claimed_at,
         request_hash=row.request_hash,
+        owner_key_id=row.owner_key_id,
     )
 
 
@@ -72,6 +73,7 @@ class JobStore:
         rank: int | None = None,
         idempotency_key: str | None = None,
         request_hash: str | None = None,
+        owner_key_id: str | None = None,
     ) -> tuple[Job, bool]:
         """Queue a job; with an idempotency key already used, return that job instead.
 
@@ -100,6 +102,7 @@ class JobStore:
             max_attempts=max_attempts,
             cancel_requested=False,
             created_at=now,
+            owner_key_id=owner_key_id,
         )
         try:
             with self.db.write() as s:
@@ -120,10 +123,11 @@ class JobStore:
             row = s.scalar(select(JobRow).where(JobRow.idempotency_key == key))
             return job_from_row(row) if row else None
 
-    def get(self, job_id: str) -> Job:
+    def get(self, job_id: str, *, owner: str | None = None) -> Job:
+        """A job; with ``owner``, only one that key created (another's is "not found" too)."""
         with self.db.read() as s:
             row = s.get(JobRow, job_id)
-            if row is None:
+            if row is None or (owner is not None and row.owner_key_id != owner):
                 raise NotFoundError("job", job_id)
             return job_from_row(row)
 
@@ -133,10 +137,14 @@ class JobStore:
         status: JobStatus | None = None,
         dataset_id: str | None = None,
         kind: str | None = None,
+        owner: str | None = None,
         offset: int = 0,
         limit: int = 50,
     ) -> tuple[list[Job], int]:
+        """A page of jobs, newest first, and how many match; ``owner`` keeps one key's jobs."""
         conds: list[ColumnElement[bool]] = []
+        if owner is not None:
+            conds.append(JobRow.owner_key_id == owner)
         if status is not None:
             conds.append(JobRow.status == status.value)
         if dataset_id is not None:
@@ -250,6 +258,8 @@ class JobStore:
         conds = [JobRow.id == job_id, JobRow.status.in_(sources)]
         if worker_id is not None:
             conds.append(JobRow.worker_id == worker_id)
+        if target == JobStatus.SUCCEEDED:  # cancel is final: see succeed()
+            conds.append(JobRow.cancel_requested.is_(False))
         if target.terminal:
             values.setdefault("finished_at", now)
             values.setdefault("lease_expires_at", None)
@@ -279,31 +289,106 @@ class JobStore:
             return job_from_row(row)
 
     def request_cancel(self, job_id: str) -> Job:
-        """Cancel a queued job now; flag a running one for its executor to stop.
+        """Cancel a queued job now; flag a running one so that it ends ``cancelled``.
+
+        Cancel is final. A flagged job can no longer succeed (:meth:`succeed` is conditional on
+        no cancel request), so it ends ``cancelled`` with no sweep record, whatever moment the
+        flag lands: queued, just claimed, running or finishing. The one race left is decided by
+        which write commits first: once the result is committed, the job is finished and this
+        raises (409, too late) instead of answering "cancellation requested".
 
         Raises:
+            NotFoundError: No such job.
             IllegalTransitionError: The job already finished.
         """
-        job = self.get(job_id)
-        if job.status == JobStatus.QUEUED:
-            try:
-                return self.transition(
-                    job_id, JobStatus.CANCELLED, event={"reason": "cancelled while queued"}
-                )
-            except IllegalTransitionError:
-                job = self.get(job_id)  # claimed meanwhile: flag it as running below
-        if job.status == JobStatus.RUNNING:
-            with self.db.write() as s:
-                result = s.execute(
+        now = utcnow()
+        with self.db.write() as s:
+            query = select(JobRow).where(JobRow.id == job_id)
+            if self.db.dialect == "postgresql":
+                query = query.with_for_update()  # SQLite: the IMMEDIATE transaction serialises writers
+            row = s.scalar(query)
+            if row is None:
+                raise NotFoundError("job", job_id)
+            current = JobStatus(row.status)
+            if current == JobStatus.QUEUED:
+                s.execute(
                     update(JobRow)
-                    .where(JobRow.id == job_id, JobRow.status == JobStatus.RUNNING.value)
-                    .values(cancel_requested=True)
+                    .where(JobRow.id == job_id, JobRow.status == JobStatus.QUEUED.value)
+                    .values(
+                        status=JobStatus.CANCELLED.value,
+                        cancel_requested=True,
+                        finished_at=now,
+                        lease_expires_at=None,
+                    )
                 )
-                if result.rowcount == 1:
-                    self._event(s, job_id, "log", {"message": "cancellation requested"}, utcnow())
-            return self.get(job_id)
-        check_transition(job_id, job.status, JobStatus.CANCELLED)
-        return job  # unreachable: terminal states allow no transition
+                data = {"status": JobStatus.CANCELLED.value, "reason": "cancelled while queued"}
+                self._event(s, job_id, "status", data, now)
+            elif current == JobStatus.RUNNING:
+                if not row.cancel_requested:
+                    s.execute(
+                        update(JobRow)
+                        .where(JobRow.id == job_id, JobRow.status == JobStatus.RUNNING.value)
+                        .values(cancel_requested=True)
+                    )
+                    self._event(s, job_id, "log", {"message": "cancellation requested"}, now)
+            else:
+                raise IllegalTransitionError(
+                    job_id, f"already {current.value} (too late to cancel)", JobStatus.CANCELLED.value
+                )
+            row = s.get(JobRow, job_id, populate_existing=True)
+            if row is None:
+                raise NotFoundError("job", job_id)
+            return job_from_row(row)
+
+    def succeed(
+        self, job_id: str, *, worker_id: str, result: dict[str, Any], sweep_record: dict[str, Any] | None
+    ) -> Job:
+        """Record a finished run: ``succeeded`` with its sweep record, or ``cancelled`` without one.
+
+        One transaction. The ``succeeded`` update is conditional on no cancel request; when a
+        cancel was requested first, the job ends ``cancelled`` and its result and record are
+        dropped (a job told "cancellation requested" never succeeds and never feeds the history).
+
+        Raises:
+            NotFoundError: No such job.
+            IllegalTransitionError: The job is no longer running under ``worker_id``.
+        """
+        now = utcnow()
+        held = [
+            JobRow.id == job_id,
+            JobRow.status == JobStatus.RUNNING.value,
+            JobRow.worker_id == worker_id,
+        ]
+        done = {"finished_at": now, "lease_expires_at": None}
+        with self.db.write() as s:
+            ok = s.execute(
+                update(JobRow)
+                .where(*held, JobRow.cancel_requested.is_(False))
+                .values(status=JobStatus.SUCCEEDED.value, result=result, **done)
+            )
+            if ok.rowcount == 1:
+                if sweep_record is not None:
+                    s.add(SweepRecordRow(job_id=job_id, created_at=now, **sweep_record))
+                self._event(s, job_id, "status", {"status": JobStatus.SUCCEEDED.value}, now)
+            else:
+                cancelled = s.execute(
+                    update(JobRow)
+                    .where(*held, JobRow.cancel_requested.is_(True))
+                    .values(status=JobStatus.CANCELLED.value, **done)
+                )
+                if cancelled.rowcount != 1:
+                    row = s.get(JobRow, job_id)
+                    if row is None:
+                        raise NotFoundError("job", job_id)
+                    raise IllegalTransitionError(
+                        job_id, f"{row.status} (held by {row.worker_id})", JobStatus.SUCCEEDED.value
+                    )
+                reason = "cancel requested before the result was recorded; the result is discarded"
+                self._event(s, job_id, "status", {"status": JobStatus.CANCELLED.value, "reason": reason}, now)
+            row = s.get(JobRow, job_id, populate_existing=True)
+            if row is None:
+                raise NotFoundError("job", job_id)
+            return job_from_row(row)
 
     def expired(self, now: datetime | None = None) -> list[Job]:
         """Running jobs whose lease has expired (their worker died or hung)."""
