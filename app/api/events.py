@@ -8,16 +8,40 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import time
 from collections.abc import AsyncIterator
 
 from starlette.concurrency import run_in_threadpool
 
 from app.domain import JobEvent
+from app.errors import InvalidRequestError
 from app.services.container import Services
 
 POLL_S = 0.25
 KEEPALIVE_S = 15.0
+# Event ids are database integers; larger values overflow SQLite's 64-bit integers mid-stream.
+MAX_EVENT_ID = 2**63 - 1
+_ASCII_DIGITS = re.compile(r"[0-9]{1,19}")
+
+
+def parse_last_event_id(value: str | None) -> int | None:
+    """The ``Last-Event-ID`` header as an event id (None when absent or empty).
+
+    Checked before the stream starts: ASCII digits only (``str.isdigit`` accepts '²', which
+    ``int`` refuses) and at most :data:`MAX_EVENT_ID`.
+
+    Raises:
+        InvalidRequestError: Anything else (422).
+    """
+    if value is None or not value.strip():
+        return None  # an empty Last-Event-ID means "from the start" (the SSE spec's reset)
+    text = value.strip()
+    if not _ASCII_DIGITS.fullmatch(text) or int(text) > MAX_EVENT_ID:
+        raise InvalidRequestError(
+            f"Last-Event-ID must be an event id: decimal digits, at most {MAX_EVENT_ID}"
+        )
+    return int(text)
 
 
 def format_event(event: JobEvent) -> str:

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Header, Query, Response
 from fastapi.responses import FileResponse, PlainTextResponse, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
-from app.api.events import event_stream
+from app.api.events import MAX_EVENT_ID, event_stream, parse_last_event_id
 from app.deps import Limit, Offset, ServicesDep, WriteAccess
 from app.domain import Job, JobStatus
 from app.errors import ArtifactNotReadyError, InvalidRequestError
@@ -77,20 +77,21 @@ def get_job(services: ServicesDep, job_id: str) -> JobPublic:
     response_class=StreamingResponse,
     responses={
         200: {"content": {"text/event-stream": {}}, "description": "Server-Sent Events"},
-        **errors(404),
+        **errors(404, 422),
     },
 )
 async def job_events(
     services: ServicesDep,
     job_id: str,
-    after: Annotated[int, Query(ge=0, description="send events with a larger id")] = 0,
+    after: Annotated[int, Query(ge=0, le=MAX_EVENT_ID, description="send events with a larger id")] = 0,
     timeout_s: Annotated[float, Query(gt=0, le=3600, description="close the stream after this long")] = 600,
     last_event_id: Annotated[str | None, Header(max_length=20)] = None,
 ) -> StreamingResponse:
     """Status changes, progress and log lines as Server-Sent Events (``event: status|progress|log``,
     ``id`` = event id, JSON ``data``). Ends with ``event: end`` once the job is finished."""
     await run_in_threadpool(services.jobs.get, job_id)  # 404 before the stream starts
-    start = int(last_event_id) if last_event_id and last_event_id.isdigit() else after
+    resumed = parse_last_event_id(last_event_id)  # a 422 now, not a broken stream after the 200
+    start = after if resumed is None else resumed
     return StreamingResponse(
         event_stream(services, job_id, start, timeout_s),
         media_type="text/event-stream",

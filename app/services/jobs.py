@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Callable
 from typing import Any
 
@@ -21,10 +22,21 @@ from models.errors import ComponentUnavailableError
 DEFAULT_TEACHER = "minilm-l6"
 
 
-def request_hash(req: JobCreate) -> str:
-    """A digest of the request without its idempotency key (to detect a key reused elsewhere)."""
-    body = req.model_dump_json(exclude={"idempotency_key"}, exclude_none=False)
-    return hashlib.sha256(body.encode()).hexdigest()
+def request_hash(req: JobCreate, *, default_time_budget_s: int) -> str:
+    """A digest of the normalised request without its idempotency key (to detect a key reused
+    for another request).
+
+    Normalised: validated, every default filled in (the schema's, and the server's teacher,
+    student and time budget), keys sorted. Two bodies that ask for the same job, one spelling out
+    the defaults the other leaves out, have the same digest.
+    """
+    body = req.model_dump(mode="json", exclude={"idempotency_key"})
+    if req.recommendation_id is None:  # with a recommendation, teacher and student come from it
+        body["teacher"] = req.teacher or DEFAULT_TEACHER
+        body["student"] = (req.student or DEFAULT_STUDENT).model_dump(mode="json")
+    body["resources"]["time_budget_s"] = req.resources.time_budget_s or default_time_budget_s
+    text = json.dumps(body, sort_keys=True, separators=(",", ":"), allow_nan=False)
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 class JobService:
@@ -121,7 +133,7 @@ class JobService:
             IdempotencyConflictError: The key was used for a different request.
             NotFoundError, InvalidRequestError, ConfigError, PathNotAllowedError: Bad input.
         """
-        digest = request_hash(req)
+        digest = request_hash(req, default_time_budget_s=self.settings.limits.default_time_budget_s)
         if req.idempotency_key is not None:
             existing = self.store.jobs.by_idempotency_key(req.idempotency_key)
             if existing is not None:
