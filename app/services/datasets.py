@@ -20,6 +20,9 @@ log = logging.getLogger(__name__)
 
 _CHUNK = 1 << 20
 _COMPRESSION = (".gz", ".bz2", ".xz")
+_MAX_PROBLEMS = 50  # problems returned in one error; the rest are counted
+_MAX_PROBLEM_CHARS = 300
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 def allowed_suffixes() -> tuple[str, ...]:
@@ -40,6 +43,7 @@ class UploadOptions:
     split_column: str | None = None
     group_column: str | None = None
     dev_fraction: float = 0.1
+    encoding: str | None = None
 
     def as_loader_kwargs(self) -> dict[str, Any]:
         return {k: v for k, v in self.__dict__.items() if v is not None}
@@ -62,6 +66,20 @@ def safe_suffix(filename: str) -> str:
             f"{', '.join(allowed_suffixes())} (optionally compressed: {', '.join(_COMPRESSION)})"
         )
     return f".{parts[-1]}{suffix}"
+
+
+def _public_error(exc: DatasetError, hide: tuple[str, ...], shown: str) -> DatasetError:
+    """The loader's error for a client: server paths replaced by ``shown``, problems bounded."""
+
+    def clean(text: str) -> str:
+        for path in hide:
+            text = text.replace(path, shown)
+        return text if len(text) <= _MAX_PROBLEM_CHARS else text[: _MAX_PROBLEM_CHARS - 3] + "..."
+
+    problems = [clean(p) for p in exc.problems[:_MAX_PROBLEMS]]
+    if len(exc.problems) > _MAX_PROBLEMS:
+        problems.append(f"... and {len(exc.problems) - _MAX_PROBLEMS} more problems")
+    return DatasetError(clean(exc.message.split(":\n")[0]), problems)
 
 
 def _display_name(filename: str) -> str:
@@ -109,17 +127,15 @@ class DatasetService:
             try:
                 dataset = self._load(path, options)
             except DatasetError as exc:  # name the user's file, never the server's path
-                shown = Path(filename).name or "upload"
-                raise DatasetError(
-                    exc.message.split(":\n")[0].replace(str(path), shown),
-                    [p.replace(str(path), shown) for p in exc.problems],
-                ) from None
+                shown = _CONTROL.sub("", Path(filename).name)[:100] or "upload"
+                hide = (str(path), str(folder), str(self.settings.data_dir))
+                raise _public_error(exc, hide, shown) from None
             return self._register(
                 dataset_id,
                 dataset,
                 source="upload",
                 builtin_name=None,
-                filename=Path(filename).name[:255],
+                filename=_CONTROL.sub("", Path(filename).name)[:255],
                 path=path,
                 options=options.as_loader_kwargs(),
                 name=name or _display_name(filename),
@@ -130,11 +146,10 @@ class DatasetService:
 
     def register_builtin(self, builtin: str, name: str | None = None) -> Dataset:
         """Register a built-in dataset (``rt_polarity_200``, ``rotten_tomatoes@500``, ...)."""
-        from models.data import load_dataset
+        from models.data.loader import load_builtin_request
 
-        if "/" in builtin or "\\" in builtin or builtin.startswith("."):
-            raise InvalidRequestError("builtin must be a built-in dataset name, not a path")
-        dataset = load_dataset(builtin)
+        # Names only, never files: the same answer whether or not a file of that name exists.
+        dataset = load_builtin_request(builtin)
         self._check_rows(dataset)
         return self._register(
             self.store.datasets.new_id(),
@@ -149,12 +164,28 @@ class DatasetService:
 
     def _load(self, path: Path, options: UploadOptions) -> Any:
         from models.data import load_dataset
+        from models.data.readers import DatasetLimitError
 
-        max_rows = self.settings.limits.max_rows
+        limits = self.settings.limits
+        max_rows = limits.max_rows
         try:
-            dataset = load_dataset(path, max_rows=max_rows, **options.as_loader_kwargs())
+            # The decompressed (or decoded) file may be no larger than an upload may be.
+            dataset = load_dataset(
+                path,
+                max_rows=max_rows,
+                max_bytes=limits.max_upload_bytes,
+                option_style="api",
+                **options.as_loader_kwargs(),
+            )
         except TypeError as exc:  # an option the loader does not know: a bad request, not a crash
             raise InvalidRequestError(f"invalid dataset options: {exc}") from exc
+        except DatasetLimitError as exc:
+            if "max_rows" in exc.message:
+                raise DatasetTooLargeError(f"the dataset has more than {max_rows} rows") from None
+            raise DatasetTooLargeError(
+                f"the file holds more than {limits.max_upload_bytes} bytes once decompressed "
+                f"(the upload limit applies to the decompressed data too)"
+            ) from None
         except DatasetError as exc:
             if any("max_rows" in p for p in exc.problems):
                 raise DatasetTooLargeError(f"the dataset has more than {max_rows} rows") from exc

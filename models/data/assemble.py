@@ -15,12 +15,13 @@ from typing import Any
 from models.data.columns import Columns, resolve_columns
 from models.data.dataset import DatasetReport, Example, TextDataset
 from models.data.labels import parse_labels, sort_names
-from models.data.problems import fmt_rows, fmt_values
+from models.data.problems import OptionStyle, fmt_rows, fmt_values, option, shown
 from models.data.readers import RawTable
 from models.data.splits import assign_dev, quantile_bins
 from models.errors import DatasetError
 
 MIN_SPLIT_ROWS = 10
+MAX_DEV_FRACTION = 0.5
 SPLIT_VALUES = {"train": "train", "training": "train", "dev": "dev", "validation": "dev", "valid": "dev"}
 SPLIT_VALUES |= {"val": "dev", "test": "test"}
 
@@ -42,6 +43,7 @@ class LoadOptions:
     encoding: str | None = None
     max_chars: int | None = 20000
     max_rows: int | None = None
+    option_style: OptionStyle = "cli"  # how messages name options: CLI flags or API field names
 
 
 @dataclass
@@ -85,34 +87,38 @@ def _extract(table: RawTable, cols: Columns, opts: LoadOptions) -> tuple[list[_R
             elif value is False:
                 bad[f"{role} is not a string (a list or object)"].append(number)
             elif opts.max_chars and len(value) > opts.max_chars:
-                bad[f"{role} longer than max_chars={opts.max_chars}"].append(number)
+                bad[f"{role} longer than {_max_chars(opts)}"].append(number)
                 longest = max(longest, len(value))
         group = split = None
         if cols.group:
             value = table.data[cols.group][i]
             group = None if _as_text(value) in (None, False) else str(value).strip()
             if group is None:
-                bad[f"missing value in group column {cols.group!r}"].append(number)
+                bad[f"missing value in group column {shown(cols.group)}"].append(number)
         if cols.split:
             value = table.data[cols.split][i]
             split = SPLIT_VALUES.get(str(value).strip().lower()) if value is not None else None
             if split is None:
-                bad[f"split column {cols.split!r} holds a value other than train/dev/validation/test"].append(
-                    number
-                )
+                bad[
+                    f"split column {shown(cols.split)} holds a value other than train/dev/validation/test"
+                ].append(number)
                 bad_splits.append(value)
         if isinstance(text, str) and isinstance(pair, str):
             rows.append(
                 _Row(number, text, pair if cols.pair else None, table.data[cols.label][i], group, split)
             )
     problems = []
+    raise_it = " or raise max_chars" if opts.option_style == "cli" else ""
     for what, numbers in bad.items():
-        detail = (
-            f" (longest {longest} characters; shorten them or raise max_chars)" if "max_chars" in what else ""
-        )
+        too_long = what.startswith(("text longer", "text_pair longer"))
+        detail = f" (longest {longest} characters; shorten them{raise_it})" if too_long else ""
         detail = f" (values {fmt_values(bad_splits)})" if "split column" in what else detail
         problems.append(f"{what} on {fmt_rows(numbers)}{detail}")
     return rows, problems
+
+
+def _max_chars(opts: LoadOptions) -> str:
+    return f"max_chars={opts.max_chars}" if opts.option_style == "cli" else f"{opts.max_chars} characters"
 
 
 def _dedupe(rows: list[_Row], drop: bool) -> tuple[list[_Row], dict[str, int]]:
@@ -162,7 +168,7 @@ def _split(
     if opts.dev_file is not None:
         method = f"dev file {opts.dev_file}"
     elif cols.split:
-        method = f"split column {cols.split!r}"
+        method = f"split column {shown(cols.split)}"
         tests = [r for r in rows if r.split == "test"]
         if tests and not any(r.split == "dev" for r in rows):
             for row in tests:
@@ -173,9 +179,14 @@ def _split(
             warnings.append(f"{len(tests)} test rows left out (a dev split exists; test stays unseen)")
     else:
         if len(rows) + excluded < MIN_SPLIT_ROWS:
+            instead = (
+                "pass a dev file / split column"
+                if opts.option_style == "cli"
+                else f"give {option('split_column', 'api')} (a column of train/dev per row)"
+            )
             problems.append(
                 f"too few rows for a dev split: {len(rows) + excluded} rows after removing duplicates, "
-                f"need at least {MIN_SPLIT_ROWS}; add rows or pass a dev file / split column"
+                f"need at least {MIN_SPLIT_ROWS}; add rows or {instead}"
             )
         if len(rows) < MIN_SPLIT_ROWS:
             return "none", problems, warnings
@@ -184,12 +195,12 @@ def _split(
         groups = [f"g:{r.group}" if cols.group else f"t:{r.key}" for r in rows]
         if cols.group and len(set(groups)) < 2:
             problems.append(
-                f"group column {cols.group!r} has a single group; a grouped split needs 2 or more"
+                f"group column {shown(cols.group)} has a single group; a grouped split needs 2 or more"
             )
             return "none", problems, warnings
         for row, is_dev in zip(rows, assign_dev(strata, groups, opts.dev_fraction, opts.seed), strict=True):
             row.split = "dev" if is_dev else "train"
-        how = f"grouped by {cols.group!r}, stratified" if cols.group else "stratified"
+        how = f"grouped by {shown(cols.group)}, stratified" if cols.group else "stratified"
         how += " by label decile" if kind == "regression" else " by label"
         method = f"{how} (seed {opts.seed}, dev {opts.dev_fraction:.0%})"
     counts = Counter(r.split for r in rows)
@@ -214,15 +225,20 @@ def _resolve(table: RawTable, dev: RawTable | None, opts: LoadOptions) -> tuple[
         split_column=opts.split_column,
         group_column=opts.group_column,
         detect_split=dev is None,
+        option_style=opts.option_style,
     )
     if cols and cols.split and cols.group:
         problems.append(
-            f"group column {cols.group!r} applies to the automatic split, but split column "
-            f"{cols.split!r} already assigns every row"
+            f"group column {shown(cols.group)} applies to the automatic split, but split column "
+            f"{shown(cols.split)} already assigns every row"
         )
     if cols and dev is not None:
         _, dev_problems = resolve_columns(
-            dev.columns, text_column=cols.text, text_pair_column=cols.pair, label_column=cols.label
+            dev.columns,
+            text_column=cols.text,
+            text_pair_column=cols.pair,
+            label_column=cols.label,
+            option_style=opts.option_style,
         )
         problems += [f"dev file: {p}" for p in dev_problems]
     return cols, problems
@@ -231,9 +247,9 @@ def _resolve(table: RawTable, dev: RawTable | None, opts: LoadOptions) -> tuple[
 def _option_problems(opts: LoadOptions) -> list[str]:
     problems = []
     if opts.task_kind not in (None, "classification", "regression"):
-        problems.append(f"task_kind must be 'classification' or 'regression', got {opts.task_kind!r}")
-    if not 0.0 < opts.dev_fraction <= 0.5:
-        problems.append(f"dev_fraction must be in (0, 0.5], got {opts.dev_fraction}")
+        problems.append(f"task_kind must be 'classification' or 'regression', got {shown(opts.task_kind)}")
+    if not 0.0 < opts.dev_fraction <= MAX_DEV_FRACTION:
+        problems.append(f"dev_fraction must be in (0, {MAX_DEV_FRACTION}], got {opts.dev_fraction}")
     if opts.dev_file is not None and opts.split_column is not None:
         problems.append("give either a dev file or a split column, not both")
     if opts.dev_file is not None and opts.group_column is not None:
@@ -246,7 +262,9 @@ def _labelled_rows(
 ) -> tuple[list[_Row], str, list[str], list[str]]:
     """Rows with valid text and label (train then dev), the task kind, problems and warnings."""
     rows, problems = _extract(table, cols, opts)
-    labels = parse_labels([r.raw_label for r in rows], [r.row for r in rows], opts.task_kind)
+    labels = parse_labels(
+        [r.raw_label for r in rows], [r.row for r in rows], opts.task_kind, opts.option_style
+    )
     problems += labels.problems
     for row, value in zip(rows, labels.values, strict=True):
         row.label = value
@@ -254,7 +272,7 @@ def _labelled_rows(
         dev_rows, dev_problems = _extract(dev, cols, opts)
         # The dev file follows the train file's task kind: a few dev labels must not flip it.
         dev_labels = parse_labels(
-            [r.raw_label for r in dev_rows], [r.row for r in dev_rows], labels.task_kind
+            [r.raw_label for r in dev_rows], [r.row for r in dev_rows], labels.task_kind, opts.option_style
         )
         problems += [f"dev file: {p}" for p in dev_problems + dev_labels.problems]
         for row, value in zip(dev_rows, dev_labels.values, strict=True):

@@ -12,12 +12,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from models.data.problems import fmt_rows, fmt_values
+from models.data.problems import OptionStyle, fmt_rows, fmt_values, option
 
 MISSING_TOKENS = frozenset({"", "nan", "na", "n/a", "null", "none"})
 REGRESSION_MIN_DISTINCT = 10
 # Integer labels with this many classes are probably a score the user meant as regression.
 MANY_CLASSES = 30
+# Class names are stored and returned by the service: keep them short and printable.
+MAX_LABEL_CHARS = 200
+# Regression targets beyond this would overflow squared-error sums and label statistics.
+MAX_ABS_TARGET = 1e15
 
 
 @dataclass
@@ -52,16 +56,21 @@ def as_number(value: Any) -> float | None:
     """The value as a finite float, or None if it is not a number (booleans are not numbers)."""
     if isinstance(value, bool):
         return None
-    if isinstance(value, int | float):
-        number = float(value)
-    elif isinstance(value, str):
-        try:
+    try:
+        if isinstance(value, int | float):
+            number = float(value)  # OverflowError for an int beyond float range (10**400)
+        elif isinstance(value, str):
             number = float(value.strip())
-        except ValueError:
+        else:
             return None
-    else:
+    except (ValueError, OverflowError):
         return None
     return number if math.isfinite(number) else None
+
+
+def _bad_name(name: str) -> bool:
+    """A class name that is too long or holds control characters (NUL breaks JSON columns)."""
+    return len(name) > MAX_LABEL_CHARS or any(ord(c) < 32 or ord(c) == 127 for c in name)
 
 
 def class_name(value: Any) -> str:
@@ -99,19 +108,26 @@ class _Memo:
             return self.func(value)
 
 
-def parse_labels(values: Sequence[Any], rows: Sequence[int], task_kind: str | None = None) -> ParsedLabels:
+def parse_labels(
+    values: Sequence[Any],
+    rows: Sequence[int],
+    task_kind: str | None = None,
+    option_style: OptionStyle = "cli",
+) -> ParsedLabels:
     """Parse raw label values.
 
     Args:
         values: Raw labels, one per row.
         rows: The 1-based data row number of each value (for messages).
         task_kind: ``classification``/``regression`` to force, or None to detect.
+        option_style: How messages name options (``cli`` flags or ``api`` field names).
 
     Returns:
         The parsed labels with every problem found.
     """
     problems: list[str] = []
     warnings: list[str] = []
+    regression = f"{option('task_kind', option_style)}{' ' if option_style == 'cli' else '='}regression"
     missing = [r for v, r in zip(values, rows, strict=True) if is_missing(v)]
     if missing:
         problems.append(f"missing, NaN or empty label on {fmt_rows(missing)}")
@@ -134,21 +150,27 @@ def parse_labels(values: Sequence[Any], rows: Sequence[int], task_kind: str | No
         if numeric and not integral and task_kind == "classification":
             warnings.append(
                 f"labels are fractional numbers with only {distinct} distinct values: treated as classes; "
-                "pass --task-kind regression to predict them as numbers"
+                f"pass {regression} to predict them as numbers"
             )
     if task_kind == "regression":
         return _regression(rows, present, numbers, problems, warnings)
     namer = _Memo(class_name)
     names = [namer(v) for _, v in present]
+    bad_names = {r for (r, _), n in zip(present, names, strict=True) if _bad_name(n)}
+    if bad_names:
+        problems.append(
+            f"labels must be at most {MAX_LABEL_CHARS} characters without control characters; "
+            f"not so on {fmt_rows(bad_names)}"
+        )
+        present = [p for p in present if p[0] not in bad_names]
+        names = [n for n in names if not _bad_name(n)]
     label_names = sort_names(set(names))
     if present and len(label_names) < 2:
         problems.append(
             f"only one class ({fmt_values(label_names)}) in the label column; classification needs at least 2"
         )
     if numeric and len(label_names) >= MANY_CLASSES:
-        warnings.append(
-            f"{len(label_names)} numeric classes: if the labels are scores, pass --task-kind regression"
-        )
+        warnings.append(f"{len(label_names)} numeric classes: if the labels are scores, pass {regression}")
     by_row = dict(zip((r for r, _ in present), names, strict=True))
     parsed: list[str | float | None] = [by_row.get(r) for r in rows]
     return ParsedLabels("classification", label_names, parsed, problems, warnings)
@@ -167,7 +189,16 @@ def _regression(
             f"regression labels must be finite numbers; not numeric on {fmt_rows(r for r, _ in bad)} "
             f"(values {fmt_values(v for _, v in bad)})"
         )
-    good = {r: n for (r, _), n in zip(present, numbers, strict=True) if n is not None}
+    huge = [
+        r for (r, _), n in zip(present, numbers, strict=True) if n is not None and abs(n) > MAX_ABS_TARGET
+    ]
+    if huge:
+        problems.append(
+            f"regression labels must lie within ±{MAX_ABS_TARGET:.0e}; not so on {fmt_rows(huge)}"
+        )
+    good = {
+        r: n for (r, _), n in zip(present, numbers, strict=True) if n is not None and abs(n) <= MAX_ABS_TARGET
+    }
     if good and len(set(good.values())) < 2:
         problems.append(f"every regression label equals {next(iter(good.values()))}; nothing to learn")
     parsed: list[str | float | None] = [good.get(r) for r in rows]

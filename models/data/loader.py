@@ -9,15 +9,20 @@ from typing import Any
 from models.data.assemble import LoadOptions, build_dataset
 from models.data.builtin import BUILTINS, load_builtin
 from models.data.dataset import TextDataset
-from models.data.readers import RawTable, file_format, read_table
+from models.data.problems import OptionStyle, shown
+from models.data.readers import DatasetLimitError, RawTable, file_format, read_table
 from models.errors import DatasetError
 
-_SIZED = re.compile(r"^(?P<name>[a-z0-9_]+)@(?P<size>\d+)$")
+_SIZED = re.compile(r"^(?P<name>[a-z0-9_]+)@(?P<size>\d{1,9})$")
 
 
-def _builtin_request(source: str | Path) -> tuple[str, int | None] | None:
-    """``(name, size)`` when ``source`` names a built-in (``rotten_tomatoes`` or ``rotten_tomatoes@500``)."""
-    if not isinstance(source, str) or Path(source).exists():
+def builtin_request(source: str | Path) -> tuple[str, int | None] | None:
+    """``(name, size)`` when ``source`` names a built-in (``rotten_tomatoes`` or ``rotten_tomatoes@500``).
+
+    Decided from the name alone, never from the file system: a built-in name is no file
+    extension away from a data file, and asking whether a file exists would tell a remote caller.
+    """
+    if not isinstance(source, str):
         return None
     if source in BUILTINS:
         return source, None
@@ -25,6 +30,23 @@ def _builtin_request(source: str | Path) -> tuple[str, int | None] | None:
     if match and match["name"] in BUILTINS:
         return match["name"], int(match["size"])
     return None
+
+
+def load_builtin_request(source: str, *, seed: int = 13) -> TextDataset:
+    """Load a built-in by name (``name`` or ``name@size``); nothing else, whatever files exist.
+
+    Raises:
+        DatasetError: ``source`` is not a built-in name (the message lists the known ones).
+        AssetMissingError: The built-in's package is not installed.
+    """
+    request = builtin_request(source)
+    if request is None:
+        raise DatasetError(
+            f"unknown built-in dataset {shown(source)}; known: {', '.join(sorted(BUILTINS))} "
+            "(add @N for an N-example train subsample)"
+        )
+    name, size = request
+    return load_builtin(name, size=size, seed=seed)
 
 
 def _dataset_name(path: Path) -> str:
@@ -35,11 +57,15 @@ def _dataset_name(path: Path) -> str:
     return name or path.name
 
 
-def _read(path: str | Path, encoding: str | None, prefix: str, problems: list[str]) -> RawTable | None:
+def _read(path: str | Path, opts: LoadOptions, max_bytes: int | None, problems: list[str]) -> RawTable | None:
     try:
-        return read_table(path, encoding)
+        return read_table(
+            path, opts.encoding, max_bytes=max_bytes, max_rows=opts.max_rows, option_style=opts.option_style
+        )
+    except DatasetLimitError:
+        raise  # a size limit is its own error (the service answers 413), not one problem among many
     except DatasetError as err:
-        problems.extend(f"{prefix}{p}" for p in (err.problems or [err.message]))
+        problems.extend(err.problems or [err.message])
         return None
 
 
@@ -59,6 +85,8 @@ def load_dataset(
     encoding: str | None = None,
     max_chars: int | None = 20000,
     max_rows: int | None = None,
+    max_bytes: int | None = None,
+    option_style: OptionStyle = "cli",
 ) -> TextDataset:
     """Load a built-in dataset or a data file, validated, deduplicated and split.
 
@@ -79,21 +107,25 @@ def load_dataset(
         encoding: Encoding tried when the file is not valid UTF-8.
         max_chars: Longest allowed text (per text column); None for no limit.
         max_rows: Most data rows allowed per file; None for no limit.
+        max_bytes: Most bytes a file may hold once decompressed (Parquet: decoded); None for no limit.
+        option_style: How messages name options: ``cli`` flags (``--text-column``) or ``api``
+            field names (``text_column``).
 
     Returns:
         The dataset; ``dataset.report`` says what was found (duplicates, warnings, split).
 
     Raises:
         DatasetError: Listing every problem found, with 1-based data row numbers.
+        DatasetLimitError: A file over ``max_bytes`` or ``max_rows``.
         AssetMissingError: A built-in dataset whose package is not installed.
     """
     opts = LoadOptions(
         text_column, text_pair_column, label_column, task_kind, dev_file, split_column, dev_fraction,
-        group_column, seed, drop_duplicates, encoding, max_chars, max_rows,
+        group_column, seed, drop_duplicates, encoding, max_chars, max_rows, option_style,
     )  # fmt: skip
-    builtin = _builtin_request(source)
+    builtin = builtin_request(source)
     if builtin is not None:
-        if opts != LoadOptions(seed=seed):
+        if opts != LoadOptions(seed=seed, option_style=option_style):
             raise DatasetError(
                 f"{source!r} is a built-in dataset; file options (columns, split) do not apply"
             )
@@ -105,9 +137,9 @@ def load_dataset(
             f"{source!r} is neither a file nor a built-in dataset; built-ins: {', '.join(sorted(BUILTINS))}"
         )
     problems: list[str] = []
-    table = _read(path, encoding, "", problems)
+    table = _read(path, opts, max_bytes, problems)
     dev_problems: list[str] = []
-    dev = _read(dev_file, encoding, "", dev_problems) if dev_file is not None else None
+    dev = _read(dev_file, opts, max_bytes, dev_problems) if dev_file is not None else None
     if table is None:
         raise DatasetError(f"cannot load {source}", problems + [f"dev file: {p}" for p in dev_problems])
     if dev_file is not None and dev is None:

@@ -4,6 +4,11 @@ Readers never guess column meaning and never drop data silently: a malformed rec
 of the table and named in ``RawTable.problems`` (with its 1-based data row number), so the loader
 can report it together with every other problem. Faults that leave nothing to check (missing file,
 bytes that cannot be decoded, an empty file) raise :class:`DatasetError` at once.
+
+Untrusted files are read within bounds: compressed files are inflated as a stream and refused once
+they pass ``max_bytes`` (a small "bomb" never expands in memory), reading stops past ``max_rows``,
+and the column count, JSON nesting depth and number length are capped, so no input can exhaust
+memory or the interpreter's stack.
 """
 
 from __future__ import annotations
@@ -14,21 +19,38 @@ import gzip
 import io
 import json
 import lzma
+import zlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
-from models.data.problems import fmt_rows
+from models.data.problems import OptionStyle, clip, fmt_rows, option, shown
 from models.errors import DatasetError
 
 FORMATS = {".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl"}
 FORMATS |= {".parquet": "parquet", ".pq": "parquet"}
-_DECOMPRESS = {".gz": gzip.decompress, ".bz2": bz2.decompress, ".xz": lzma.decompress}
+# Every codec accepted for text formats; each is read as a stream (see _read_bytes).
+_OPENERS: dict[str, Callable[..., IO[bytes]]] = {".gz": gzip.open, ".bz2": bz2.open, ".xz": lzma.open}
+COMPRESSIONS = tuple(_OPENERS)
+_DECOMPRESS_ERRORS = (OSError, EOFError, lzma.LZMAError, zlib.error, ValueError)
+_CHUNK = 1 << 20
+MAX_COLUMNS = 1024
+MAX_JSON_DEPTH = 32
+MAX_NUMBER_CHARS = 100
+MAX_ROW_PROBLEMS = 50  # malformed rows listed one by one; the rest are counted
+_PARQUET_BATCH = 8192
 _CSV_ERRORS = {
     "unexpected end of data": "a quoted field is never closed (unbalanced '\"')",
     "',' expected after '\"'": 'text follows a closing quote (use "" for a literal quote inside quotes)',
     "'\\t' expected after '\"'": 'text follows a closing quote (use "" for a literal quote inside quotes)',
 }
+
+
+class DatasetLimitError(DatasetError):
+    """A file is over a size limit (decompressed bytes, rows): refused before it is read in full."""
+
+    code = "dataset_too_large"
 
 
 @dataclass
@@ -54,36 +76,64 @@ class RawTable:
     rows_read: int = 0
 
 
+class _RowProblems:
+    """Per-row problems: the first ``MAX_ROW_PROBLEMS`` are kept, the rest only counted."""
+
+    def __init__(self) -> None:
+        self.listed: list[str] = []
+        self.more = 0
+
+    def add(self, problem: str) -> None:
+        if len(self.listed) < MAX_ROW_PROBLEMS:
+            self.listed.append(problem)
+        else:
+            self.more += 1
+
+    def all(self) -> list[str]:
+        return self.listed + ([f"... and {self.more} more malformed rows"] if self.more else [])
+
+
 def file_format(path: Path) -> tuple[str, str | None]:
     """Return ``(format, compression suffix or None)`` for a path, or raise for an unsupported one."""
     suffixes = [s.lower() for s in path.suffixes]
-    compression = suffixes[-1] if suffixes and suffixes[-1] in _DECOMPRESS else None
+    compression = suffixes[-1] if suffixes and suffixes[-1] in _OPENERS else None
     if compression:
         suffixes = suffixes[:-1]
     fmt = FORMATS.get(suffixes[-1]) if suffixes else None
     if fmt is None or (compression and fmt == "parquet"):
         known = ", ".join(sorted(FORMATS))
         raise DatasetError(
-            f"unsupported file type {''.join(path.suffixes) or '(no extension)'!r} for {path}; "
-            f"use one of {known} (CSV/TSV/JSON lines may add .gz, .bz2 or .xz)"
+            f"unsupported file type {clip(''.join(path.suffixes)) or '(no extension)'!r} for {path}; "
+            f"use one of {known} (CSV/TSV/JSON lines may add {', '.join(COMPRESSIONS)})"
         )
     return fmt, compression
 
 
-def read_table(path: str | Path, encoding: str | None = None) -> RawTable:
+def read_table(
+    path: str | Path,
+    encoding: str | None = None,
+    *,
+    max_bytes: int | None = None,
+    max_rows: int | None = None,
+    option_style: OptionStyle = "cli",
+) -> RawTable:
     """Read a data file into a :class:`RawTable`.
 
     Args:
         path: A ``.csv``, ``.tsv``, ``.jsonl``/``.json`` (JSON lines or one JSON array) or
             ``.parquet`` file; text formats may be compressed (``.gz``, ``.bz2``, ``.xz``).
         encoding: Fallback text encoding, tried when the bytes are not valid UTF-8.
+        max_bytes: Most bytes the file may hold once decompressed (Parquet: decoded); None for no limit.
+        max_rows: Most data records; reading stops and raises past it. None for no limit.
+        option_style: How messages name options (``cli`` flags or ``api`` field names).
 
     Returns:
         The table; malformed records are listed in ``problems`` and left out.
 
     Raises:
+        DatasetLimitError: Over ``max_bytes`` or ``max_rows``.
         DatasetError: Missing file, unsupported type, undecodable bytes, empty file, header only,
-            or an unreadable Parquet/JSON document.
+            too many columns, or an unreadable Parquet/JSON document.
     """
     path = Path(path)
     if not path.exists():
@@ -92,32 +142,65 @@ def read_table(path: str | Path, encoding: str | None = None) -> RawTable:
         raise DatasetError(f"not a file: {path}")
     fmt, compression = file_format(path)
     if fmt == "parquet":
-        return _read_parquet(path)
-    raw = path.read_bytes()
-    if compression:
-        try:
-            raw = _DECOMPRESS[compression](raw)
-        except (OSError, EOFError, lzma.LZMAError) as err:
-            raise DatasetError(f"cannot decompress {path} ({compression}): {err}") from err
+        return _read_parquet(path, max_bytes, max_rows)
+    raw = _read_bytes(path, compression, max_bytes)
     if not raw.strip():
         raise DatasetError(f"file is empty: {path}")
-    text, used = decode(raw, encoding, str(path))
+    text, used = decode(raw, encoding, str(path), option_style)
+    del raw  # the decoded text replaces it: do not hold both while parsing
     if fmt == "jsonl":
-        table = _parse_json(text, str(path))
+        table = _parse_json(text, str(path), max_rows)
     else:
-        table = _parse_delimited(text, "\t" if fmt == "tsv" else ",", str(path))
+        table = _parse_delimited(text, "\t" if fmt == "tsv" else ",", str(path), max_rows)
     table.encoding = used
     return table
 
 
-def decode(raw: bytes, encoding: str | None, source: str) -> tuple[str, str]:
+def _read_bytes(path: Path, compression: str | None, max_bytes: int | None) -> bytes:
+    """The file's bytes, inflated as a stream and refused as soon as they pass ``max_bytes``."""
+    if compression is None:
+        size = path.stat().st_size
+        if max_bytes is not None and size > max_bytes:
+            raise DatasetLimitError(f"{path} is {size} bytes, more than the limit of {max_bytes}")
+        return path.read_bytes()
+    chunks: list[bytes] = []
+    total = 0
+    try:
+        with _OPENERS[compression](path, "rb") as stream:
+            while True:
+                want = _CHUNK if max_bytes is None else min(_CHUNK, max_bytes + 1 - total)
+                chunk = stream.read(want)
+                if not chunk:
+                    break
+                total += len(chunk)
+                if max_bytes is not None and total > max_bytes:
+                    raise DatasetLimitError(
+                        f"{path} decompresses to more than the limit of {max_bytes} bytes"
+                    )
+                chunks.append(chunk)
+    except _DECOMPRESS_ERRORS as err:
+        raise DatasetError(
+            f"cannot decompress {path} ({compression[1:]}): the data is corrupt or truncated "
+            f"({clip(str(err), 120)})"
+        ) from err
+    return b"".join(chunks)
+
+
+def decode(
+    raw: bytes, encoding: str | None, source: str, option_style: OptionStyle = "cli"
+) -> tuple[str, str]:
     """Decode bytes as UTF-8 (BOM allowed), else with the declared ``encoding``.
 
     Raises:
         DatasetError: Naming the first bad byte's offset and the lines that hold bad bytes.
     """
     if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
-        return raw.decode("utf-16"), "utf-16"
+        try:
+            return raw.decode("utf-16"), "utf-16"
+        except UnicodeError as err:
+            raise DatasetError(
+                f"cannot decode {source} as UTF-16 (it starts with a UTF-16 byte order mark)"
+            ) from err
     try:
         return raw.decode("utf-8-sig"), "utf-8"
     except UnicodeDecodeError as err:
@@ -127,47 +210,64 @@ def decode(raw: bytes, encoding: str | None, source: str) -> tuple[str, str]:
         try:
             return raw.decode(encoding), encoding
         except LookupError as err:
-            raise DatasetError(f"unknown encoding {encoding!r}") from err
+            raise DatasetError(f"unknown encoding {clip(encoding)!r}") from err
         except UnicodeDecodeError as err:
-            first, tried = err, f"UTF-8 or {encoding}"
+            first, tried = err, f"UTF-8 or {clip(encoding)}"
+        except (UnicodeError, ValueError) as err:  # a codec that fails without a byte offset
+            raise DatasetError(f"cannot decode {source} as {clip(encoding)!r}") from err
     codec = encoding or "utf-8"
     bad_lines = [i for i, line in enumerate(raw.split(b"\n"), 1) if not _decodes(line, codec)]
-    offset = first.start
+    offset = min(first.start, len(raw) - 1)
     line = raw.count(b"\n", 0, offset) + 1
+    flag = option("encoding", option_style)
+    hint = f"{flag} latin-1 or {flag} cp1252" if option_style == "cli" else f"{flag}=latin-1 or {flag}=cp1252"
     raise DatasetError(
         f"cannot decode {source} as {tried}: byte 0x{raw[offset]:02x} at offset {offset} (line {line}) "
         f"is invalid; undecodable bytes on {fmt_rows(bad_lines).replace('row', 'line')}. "
-        "Pass the file's encoding, e.g. --encoding latin-1 or --encoding cp1252"
+        f"Give the file's encoding, e.g. {hint}"
     )
 
 
 def _decodes(data: bytes, codec: str) -> bool:
     try:
         data.decode(codec)
-    except UnicodeDecodeError:
+    except (UnicodeError, ValueError):
         return False
     return True
 
 
 def _unique_names(header: list[str], problems: list[str]) -> list[str]:
+    seen: set[str] = set()  # a set: a wide header must not cost quadratic time
     names: list[str] = []
     for i, name in enumerate(header, 1):
-        name = name.strip() or f"column_{i}"
-        if name in names:
-            problems.append(f"duplicate column name {name!r} (column {i}); column names must be unique")
+        name = str(name).strip() or f"column_{i}"
+        if name in seen:
+            problems.append(f"duplicate column name {shown(name)} (column {i}); column names must be unique")
             name = f"{name}.{i}"
+        seen.add(name)
         names.append(name)
     return names
 
 
-def _parse_delimited(text: str, delimiter: str, source: str) -> RawTable:
+def _check_columns(count: int, source: str) -> None:
+    if count > MAX_COLUMNS:
+        raise DatasetError(f"{source} has {count} columns; at most {MAX_COLUMNS} are supported")
+
+
+def _too_many_rows(source: str, max_rows: int) -> DatasetLimitError:
+    return DatasetLimitError(f"{source} has more than max_rows={max_rows} data rows")
+
+
+def _parse_delimited(text: str, delimiter: str, source: str, max_rows: int | None = None) -> RawTable:
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
     kind = "TSV" if delimiter == "\t" else "CSV"
     problems: list[str] = []
+    row_problems = _RowProblems()
     try:
         header = next(reader)
     except csv.Error as err:
-        raise DatasetError(f"malformed {kind} header in {source}: {err}") from err
+        raise DatasetError(f"malformed {kind} header in {source}: {clip(str(err), 120)}") from err
+    _check_columns(len(header), source)
     names = _unique_names(header, problems)
     data: dict[str, list[Any]] = {name: [] for name in names}
     rows: list[int] = []
@@ -180,18 +280,20 @@ def _parse_delimited(text: str, delimiter: str, source: str) -> RawTable:
             break
         except csv.Error as err:
             record += 1
-            why = _CSV_ERRORS.get(str(err), str(err))
+            why = _CSV_ERRORS.get(str(err), clip(str(err), 120))
             if str(err).startswith("field larger than field limit"):
                 why = f"a field is over {csv.field_size_limit()} characters (an unclosed quote running on?)"
-            problems.append(f"row {record} (line {start}): malformed {kind}: {why}")
+            row_problems.add(f"row {record} (line {start}): malformed {kind}: {why}")
             if reader.line_num < start:  # no progress: the reader is stuck at the end
                 break
             continue
         if not values or (len(values) == 1 and not values[0].strip() and len(names) > 1):
             continue  # blank line
         record += 1
+        if max_rows is not None and record > max_rows:
+            raise _too_many_rows(source, max_rows)
         if len(values) != len(names):
-            problems.append(
+            row_problems.add(
                 f"row {record} (line {start}): expected {len(names)} fields, found {len(values)}"
                 + (" (a text with an unquoted delimiter?)" if len(values) > len(names) else "")
             )
@@ -201,58 +303,139 @@ def _parse_delimited(text: str, delimiter: str, source: str) -> RawTable:
             data[name].append(value)
     if record == 0:
         raise DatasetError(f"{source} has a header but no data rows")
-    return RawTable(source, names, data, rows, problems=problems, rows_read=record)
+    return RawTable(source, names, data, rows, problems=problems + row_problems.all(), rows_read=record)
 
 
-def _parse_json(text: str, source: str) -> RawTable:
+class _JsonProblem(ValueError):
+    """A JSON value the reader refuses (too deep, a number too long); the message says which."""
+
+
+def _parse_number(literal: str) -> int | float:
+    # int() of a 5,000-digit literal raises deep inside json (and a long one is no sensible label)
+    if len(literal) > MAX_NUMBER_CHARS:
+        raise _JsonProblem(f"a number is longer than {MAX_NUMBER_CHARS} characters")
+    return float(literal) if any(c in literal for c in ".eE") else int(literal)
+
+
+def _too_deep(value: Any, limit: int) -> bool:
+    """Whether lists/objects nest more than ``limit`` levels (iterative: no stack to overflow)."""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else None
+        if children is None:
+            continue
+        if depth > limit:
+            return True
+        stack.extend((child, depth + 1) for child in children)
+    return False
+
+
+def _load_json(text: str, limit: int) -> Any:
+    """``json.loads`` with bounded numbers and nesting; raises ``_JsonProblem`` or ``JSONDecodeError``."""
+    deep = _JsonProblem(f"JSON nested more than {limit} levels deep")
+    try:
+        value = json.loads(text, parse_int=_parse_number, parse_float=_parse_number)
+    except RecursionError:
+        raise deep from None
+    if _too_deep(value, limit):
+        raise deep
+    return value
+
+
+def _parse_json(text: str, source: str, max_rows: int | None = None) -> RawTable:
+    problems = _RowProblems()
     if text.lstrip().startswith("["):
         try:
-            items = json.loads(text)
+            items = _load_json(text, MAX_JSON_DEPTH + 1)  # the array itself is one level
         except json.JSONDecodeError as err:
             raise DatasetError(
                 f"malformed JSON in {source}: {err.msg} at line {err.lineno}, column {err.colno}"
             ) from err
+        except _JsonProblem as err:
+            raise DatasetError(f"cannot read {source}: {err}") from err
+        if not isinstance(items, list):  # e.g. "[1] 2" is caught by json; keep the type honest anyway
+            raise DatasetError(f"malformed JSON in {source}: expected an array of objects")
+        if max_rows is not None and len(items) > max_rows:
+            raise _too_many_rows(source, max_rows)
         records = list(enumerate(items, 1))
-        problems: list[str] = []
         malformed = 0
     else:
-        records, problems, malformed = [], [], 0
+        records, malformed = [], 0
         for number, line in enumerate(text.splitlines(), 1):
             if not line.strip():
                 continue
+            if max_rows is not None and len(records) + malformed >= max_rows:
+                raise _too_many_rows(source, max_rows)
             try:
-                records.append((number, json.loads(line)))
+                records.append((number, _load_json(line, MAX_JSON_DEPTH)))
             except json.JSONDecodeError as err:
                 malformed += 1
-                problems.append(f"row {number}: malformed JSON: {err.msg} at column {err.colno}")
-    names: list[str] = []
+                problems.add(f"row {number}: malformed JSON: {err.msg} at column {err.colno}")
+            except _JsonProblem as err:
+                malformed += 1
+                problems.add(f"row {number}: {err}")
+    names: dict[str, None] = {}  # ordered set of keys, in first-seen order
     kept: list[tuple[int, dict[str, Any]]] = []
     for number, item in records:
         if not isinstance(item, dict):
-            problems.append(f"row {number}: expected a JSON object, found {type(item).__name__}")
+            problems.add(f"row {number}: expected a JSON object, found {type(item).__name__}")
             continue
         kept.append((number, item))
-        names.extend(k for k in item if k not in names)
+        names.update(dict.fromkeys(item))
+        _check_columns(len(names), source)
     rows_read = len(records) + malformed
     if rows_read == 0:
         raise DatasetError(f"{source} has no data rows")
     data = {name: [item.get(name) for _, item in kept] for name in names}
-    return RawTable(source, names, data, [n for n, _ in kept], problems=problems, rows_read=rows_read)
+    return RawTable(
+        source, list(names), data, [n for n, _ in kept], problems=problems.all(), rows_read=rows_read
+    )
 
 
-def _read_parquet(path: Path) -> RawTable:
+def _dense_bytes(column: Any) -> int:
+    """Bytes a column takes once decoded: a dictionary column counts each row's value in full."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if pa.types.is_dictionary(column.type):
+        lengths = pc.binary_length(column.dictionary)
+        return int(pc.sum(pc.take(lengths, column.indices)).as_py() or 0) + column.indices.nbytes
+    return int(column.nbytes)
+
+
+def _read_parquet(path: Path, max_bytes: int | None = None, max_rows: int | None = None) -> RawTable:
     import pyarrow as pa  # lazy: pyarrow is heavy and only Parquet needs it
     import pyarrow.parquet as pq
 
     if path.stat().st_size == 0:
         raise DatasetError(f"file is empty: {path}")
+    if max_bytes is not None and path.stat().st_size > max_bytes:
+        raise DatasetLimitError(f"{path} is more than the limit of {max_bytes} bytes")
+    problems: list[str] = []
     try:
-        table = pq.read_table(path)
-    except (pa.ArrowException, OSError) as err:
-        raise DatasetError(f"not a readable Parquet file: {path} ({err})") from err
-    if table.num_rows == 0:
+        # String columns stay dictionary-encoded while read, so a value repeated a million times
+        # is counted (and refused) before it is expanded into a million Python strings.
+        schema = pq.read_schema(path)
+        strings = [f.name for f in schema if pa.types.is_string(f.type) or pa.types.is_binary(f.type)]
+        file = pq.ParquetFile(path, read_dictionary=strings, schema_depth_limit=MAX_JSON_DEPTH)
+        meta = file.metadata
+        _check_columns(meta.num_columns, str(path))
+        if max_rows is not None and meta.num_rows > max_rows:
+            raise _too_many_rows(str(path), max_rows)
+        names = _unique_names([str(n) for n in file.schema_arrow.names], problems)
+        data: dict[str, list[Any]] = {name: [] for name in names}
+        total = 0
+        for batch in file.iter_batches(batch_size=_PARQUET_BATCH, use_threads=False):
+            total += sum(_dense_bytes(column) for column in batch.columns)
+            if max_bytes is not None and total > max_bytes:
+                raise DatasetLimitError(f"{path} decodes to more than the limit of {max_bytes} bytes")
+            for name, column in zip(names, batch.columns, strict=True):
+                data[name].extend(column.to_pylist())
+    except (pa.ArrowException, OSError, ValueError, TypeError) as err:
+        raise DatasetError(f"not a readable Parquet file: {path} ({clip(str(err), 120)})") from err
+    rows_read = len(next(iter(data.values()), []))
+    if rows_read == 0:
         raise DatasetError(f"{path} has no data rows")
-    names = [str(n) for n in table.column_names]
-    data = {name: table.column(i).to_pylist() for i, name in enumerate(names)}
-    rows = list(range(1, table.num_rows + 1))
-    return RawTable(str(path), names, data, rows, encoding=None, rows_read=table.num_rows)
+    rows = list(range(1, rows_read + 1))
+    return RawTable(str(path), names, data, rows, encoding=None, problems=problems, rows_read=rows_read)

@@ -39,7 +39,9 @@ def assign_dev(strata: Sequence[str], groups: Sequence[str], fraction: float, se
     """Choose dev rows: whole groups, about ``fraction`` of each stratum.
 
     Each group joins the stratum most of its rows belong to; within a stratum groups are taken in
-    seeded hash order while that brings the dev count closer to ``fraction`` of the stratum.
+    seeded hash order while that brings the dev count closer to ``fraction`` of the stratum. When
+    every stratum is too small to give a row (20 regression rows in 10 label deciles at 10%), dev is
+    filled across strata instead, never taking a stratum's last group, so dev is not left empty.
 
     Args:
         strata: Per row, the label (or label bin) to stratify on.
@@ -74,7 +76,41 @@ def assign_dev(strata: Sequence[str], groups: Sequence[str], fraction: float, se
                 taken += grow
                 for i in members[names[j]]:
                     is_dev[i] = True
+    if not any(is_dev):
+        _fill_dev(is_dev, members, by_stratum, fraction, seed)
     return is_dev
+
+
+def _fill_dev(
+    is_dev: list[bool],
+    members: dict[str, list[int]],
+    by_stratum: dict[str, list[str]],
+    fraction: float,
+    seed: int,
+) -> None:
+    """Take about ``fraction`` of all rows as dev, whole groups in seeded order, across strata.
+
+    A stratum keeps at least one group in train, so dev holds no class that train lacks.
+    """
+    spare = {s: len(g) - 1 for s, g in by_stratum.items()}
+    candidates = [(s, g) for s in sorted(by_stratum) for g in sorted(by_stratum[s]) if spare[s] > 0]
+    target = max(1, _round(fraction * len(is_dev)))
+    taken = 0
+    order = hash_order([f"{s}\x1f{g}" for s, g in candidates], seed, salt="fill")
+    # Groups that land dev closer to the target, in seeded order; else the smallest group alone.
+    picks = [j for j in order if len(members[candidates[j][1]]) <= 2 * target]
+    picks = picks or sorted(order, key=lambda j: len(members[candidates[j][1]]))[:1]
+    for j in picks:
+        stratum, group = candidates[j]
+        grow = len(members[group])
+        if spare[stratum] == 0 or (taken and taken + grow - target > target - taken):
+            continue
+        spare[stratum] -= 1
+        taken += grow
+        for i in members[group]:
+            is_dev[i] = True
+        if taken >= target:
+            break
 
 
 def allocate(counts: dict[str, int], n: int) -> dict[str, int]:

@@ -67,7 +67,6 @@ MALFORMED = [
         ["dev file has labels not seen in train: 'meh'", "rows 1, 3"],
     ),
     ("bad_split_values.csv", {}, 1, ["split column 'split'", "rows 10, 12", "'tst'", "'holdout'"]),
-    ("too_many_rows.csv", {"max_rows": 10}, 1, ["12 data rows, more than max_rows=10"]),
     (
         "missing_group.csv",
         {"group_column": "movie"},
