@@ -179,3 +179,10 @@ def deflate(path: str | Path) -> Path:
 def kb_base_config(training: TrainingConfig = KB_TRAINING) -> KDConfig:
     """The base of every knowledge-base pipeline: default weights, the KB training settings."""
     return KDConfig(training=training)
+
+
+# The seed-noise measurement (``kb noise``): a few variants of different size and dev-set size, the
+# 2-layer student, 5 pipelines of a grid without the costly components (mixup and the model-based
+# augmenters force the teacher's forward pass at every step), 3 seeds.
+NOISE_VARIANTS = ("rt_polarity_200", "rotten_tomatoes@250", "bbc_news@250")
+NOISE_GRID = '{"mixup": [false], "augmenters": ["random", "synonym"], "aug_ps": [0.1, 0.3]}'

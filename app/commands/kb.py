@@ -6,7 +6,9 @@ own queue (a store in ``--data-dir``, the local worker), appends every finished 
 resumes from the records file alone (each record carries its run key) and from the work store
 (queued or interrupted jobs continue from their checkpoints), so it can be spread over sessions:
 ``--max-runs`` bounds one session's work. ``kb evidence`` regenerates the leave-one-dataset-out
-figure and the findings from the records; ``kb heldout`` trains the held-out check.
+figure and the findings from the records; ``kb heldout`` trains the held-out check; ``kb noise``
+repeats a fixed set of pipelines over seeds and writes the seed-noise figures
+(app/commands/kb_noise.py).
 """
 
 from __future__ import annotations
@@ -142,6 +144,45 @@ def run_build(
     return summary
 
 
+def _kb_fields(
+    *,
+    name: str,
+    students: str,
+    budget: int,
+    seed: int,
+    grid: str | None,
+    epochs: int | None,
+    max_length: int | None,
+    batch_size: int | None,
+    learning_rate: float | None,
+    teacher_epochs: int | None,
+) -> dict[str, Any]:
+    """The sweep request's fields: the knowledge base's settings where an option is None."""
+    from recommender import sweep_kb as kb
+
+    training, teacher_training = kb.KB_TRAINING, kb.KB_TEACHER_TRAINING
+    return dict(
+        name=name,
+        teacher=kb.KB_TEACHER,
+        students=parse_students(students),
+        space="grid",
+        budget=budget,
+        seed=seed,
+        grid=load_grid(grid),
+        epochs=epochs or training.epochs,
+        max_length=max_length or training.max_length,
+        batch_size=batch_size or training.batch_size,
+        learning_rate=learning_rate or training.learning_rate,
+        train_seed=training.seed,
+        teacher_training=teacher_training.model_copy(
+            update={
+                "epochs": teacher_epochs or teacher_training.epochs,
+                "max_length": max_length or teacher_training.max_length,
+            }
+        ),
+    )
+
+
 @cli.command("build")
 def build(
     out: OutOpt = None,
@@ -179,27 +220,12 @@ def build(
         raise fail(f"the held-out variant {heldout or kb.KB_HELDOUT} must not be swept")
     out = out or kb.ARTIFACTS_DIR
     records_file = out / kb.RECORDS_FILE
-    training, teacher_training = kb.KB_TRAINING, kb.KB_TEACHER_TRAINING
-    fields = dict(
+    fields = _kb_fields(
         name="knowledge base" if grid is None else "knowledge base (restricted grid)",
-        teacher=kb.KB_TEACHER,
-        students=parse_students(students),
-        space="grid",
-        budget=budget_per_variant or kb.KB_BUDGET_PER_VARIANT,
-        seed=kb.KB_SEED if seed is None else seed,
-        grid=load_grid(grid),
-        epochs=epochs or training.epochs,
-        max_length=max_length or training.max_length,
-        batch_size=batch_size or training.batch_size,
-        learning_rate=learning_rate or training.learning_rate,
-        train_seed=training.seed,
-        teacher_training=teacher_training.model_copy(
-            update={
-                "epochs": teacher_epochs or teacher_training.epochs,
-                "max_length": max_length or teacher_training.max_length,
-            }
-        ),
-    )
+        students=students, budget=budget_per_variant or kb.KB_BUDGET_PER_VARIANT,
+        seed=kb.KB_SEED if seed is None else seed, grid=grid, epochs=epochs, max_length=max_length,
+        batch_size=batch_size, learning_rate=learning_rate, teacher_epochs=teacher_epochs,
+    )  # fmt: skip
     services = local_services(_work_dir(data_dir), executor=executor, embeddings=embeddings, own_store=True)
     try:
         run_build(services, names, fields, records_file, max_runs=max_runs, dry_run=dry_run)
@@ -282,6 +308,58 @@ def heldout_command(
             services, artifact=_artifact_path(artifact), records_path=_records_path(records), dataset=dataset,
             students=parse_students(students), k=k, n_random=n_random, seed=seed,
             teacher_epochs=teacher_epochs, out=out, command=_command_line(),
+        )  # fmt: skip
+    finally:
+        services.close()
+
+
+@cli.command("noise")
+def noise_command(
+    variants: Annotated[str | None, typer.Option(help=f"comma list of variants ({KB})")] = None,
+    students: Annotated[str, typer.Option(help="layers of the derived students")] = "2",
+    seeds: Annotated[str, typer.Option(help="training seeds; each repeats the same pipelines")] = "1,2,3",
+    pipelines: Annotated[int, typer.Option(help="pipelines per (variant, student)")] = 5,
+    grid: Annotated[
+        str | None, typer.Option(help=f"restrict the space (SweepGrid JSON or file) ({KB})")
+    ] = None,
+    setting: Annotated[str, typer.Option(help="this design's name in the noise file")] = "kb-v1",
+    epochs: IntOpt = None,
+    max_length: IntOpt = None,
+    batch_size: IntOpt = None,
+    learning_rate: Annotated[float | None, typer.Option(help=KB)] = None,
+    teacher_epochs: IntOpt = None,
+    records: Annotated[Path, typer.Option(help="records of the noise runs (appended, resumable)")] = Path(
+        "bench/results/kb_noise_records.parquet"
+    ),
+    out: Annotated[Path, typer.Option(help="the noise figures (JSON, one entry per setting)")] = Path(
+        "bench/results/kb_noise.json"
+    ),
+    max_runs: Annotated[int | None, typer.Option(help="stop after this many runs finished")] = None,
+    data_dir: WorkDirOpt = None,
+    executor: Annotated[str, typer.Option(help="local (child processes) or inline")] = "local",
+    embeddings: EmbeddingsOpt = "subprocess",
+) -> None:
+    """Seed noise against pipeline spread: the same pipelines over several seeds, per group."""
+    from app.commands.kb_noise import run_noise
+    from recommender import sweep_kb as kb
+
+    names = [v.strip() for v in (variants or ",".join(kb.NOISE_VARIANTS)).split(",") if v.strip()]
+    try:
+        seed_list = [int(s) for s in seeds.split(",") if s.strip()]
+    except ValueError:
+        raise fail(f"--seeds must be a comma list of integers, got {seeds!r}") from None
+    if len(seed_list) < 2:
+        raise fail("noise needs at least two seeds")
+    fields = _kb_fields(
+        name=f"noise {setting}", students=students, budget=pipelines, seed=kb.KB_SEED,
+        grid=grid or kb.NOISE_GRID, epochs=epochs, max_length=max_length, batch_size=batch_size,
+        learning_rate=learning_rate, teacher_epochs=teacher_epochs,
+    )  # fmt: skip
+    services = local_services(_work_dir(data_dir), executor=executor, embeddings=embeddings, own_store=True)
+    try:
+        run_noise(
+            services, names, fields, seed_list, records, out, setting=setting, command=_command_line(),
+            max_runs=max_runs,
         )  # fmt: skip
     finally:
         services.close()

@@ -106,3 +106,36 @@ def test_heldout_refuses_a_variant_of_the_history(tmp_path: Path) -> None:
             k=1, n_random=1, seed=0, teacher_epochs=1, out=tmp_path / "ev", command="test",
         )  # fmt: skip
     assert exit_info.value.exit_code == 2
+
+
+def test_noise_repeats_the_same_pipelines_per_seed_and_resumes(tmp_path: Path) -> None:
+    import json
+
+    from app.commands.kb_noise import run_noise
+    from recommender import read_records
+
+    records, out = tmp_path / "noise.parquet", tmp_path / "noise.json"
+
+    def noise(root: str, **kw: Any) -> Any:
+        services = _services(tmp_path / root)
+        try:
+            return run_noise(
+                services, ["rt_polarity_200"], _fields(3), [1, 2], records, out, setting="s",
+                command="test", runners=FAKE_RUNNERS, **kw,
+            )  # fmt: skip
+        finally:
+            services.close()
+
+    assert noise("a", max_runs=2) is not None  # stopped early: 2 runs of seed 1, figures written anyway
+    assert len(read_records(records)) == 2
+    report = noise("b")  # a fresh work store resumes from the records file
+    runs = read_records(records)
+    assert len(runs) == 6 and len({r.raw["run_key"] for r in runs}) == 6
+    assert sorted(r.seed for r in runs) == [1, 1, 1, 2, 2, 2]
+    assert {r.kd_config.pipeline_key() for r in runs if r.seed == 1} == {
+        r.kd_config.pipeline_key() for r in runs if r.seed == 2
+    }
+    (group,) = report["groups"]
+    # the fake runner's score depends on the pipeline only: no seed noise, a real pipeline spread
+    assert group["seeds_per_pipeline"] == 2 and group["seed_std"] == 0.0 and group["pipeline_spread"] > 0
+    assert json.loads(out.read_text())["settings"]["s"]["summary"]["n_runs"] == 6
