@@ -118,3 +118,40 @@ class NearestDatasetsRecommender(BaseEstimator):
             found = [self.relative_[d][key] for d in order if key in self.relative_[d]][: self.n_neighbors]
             out[i] = float(np.mean(found)) if found else 0.0
         return out
+
+
+def fixed_portfolio_order(
+    records: Sequence[SweepRecord], fixed: FixedDefaultRecommender, *, length: int = 30
+) -> list[str]:
+    """Pipeline keys in the order of a greedy fixed portfolio over the training history.
+
+    auto-sklearn 2.0's static portfolio: each next pipeline is the one that most raises the mean,
+    over the training groups, of the best ``ratio / best ratio of the group`` among the chosen.
+    Most pipelines were tried in few groups; where one was not tried its value is imputed from
+    the fixed default's score (its shrunk mean offset from the group mean), so an untried group
+    neither favours nor sinks it. After ``length`` picks the rest follow the fixed default's
+    scores. A held-out group takes the first pipelines of this order that it tried.
+    """
+    groups: dict[tuple, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
+    for r in records:
+        groups[r.group_key][r.kd_config.pipeline_key()].append(r.ratio)
+    keys = sorted(fixed.scores_, key=lambda k: (-fixed.scores_[k], k))
+    col = {k: j for j, k in enumerate(keys)}
+    fd = np.array([fixed.scores_[k] for k in keys])
+    value = np.empty((len(groups), len(keys)))  # (n_groups, n_pipelines) ratio / best of group
+    for g, pipelines in enumerate(groups.values()):
+        means = {k: float(np.mean(v)) for k, v in pipelines.items()}
+        best, mean = max(means.values()), float(np.mean(list(means.values())))
+        value[g] = (mean + fd) / best
+        for k, m in means.items():
+            value[g, col[k]] = m / best
+    chosen: list[int] = []
+    current = np.full(len(groups), -np.inf)
+    for _ in range(min(length, len(keys))):
+        gain = np.maximum(value, current[:, None]).mean(axis=0)
+        gain[chosen] = -np.inf
+        j = int(np.argmax(gain))
+        chosen.append(j)
+        current = np.maximum(current, value[:, j])
+    rest = [k for j, k in enumerate(keys) if j not in set(chosen)]
+    return [keys[j] for j in chosen] + rest

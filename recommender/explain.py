@@ -1,9 +1,11 @@
 """Precomputed candidate tables and the explanation attached to each recommendation.
 
-The feature that "drove the choice" of a pipeline is measured against its alternatives in the
-candidate grid: for each component (intermediate loss, KD loss, mixup, augmentation, weights),
+The components that "drove the choice" of a pipeline are measured against its alternatives in
+the candidate grid: for each component (intermediate loss, KD loss, mixup, augmentation, weights),
 the effect is the pipeline's predicted ratio minus the mean prediction of the candidates that
 differ from it in that component only. Positive means the chosen option beats the alternatives.
+The best of those alternatives is reported too ("what the alternatives would give"), and the
+nearest past datasets by name, with a similarity in [0, 1] and what worked there.
 """
 
 from __future__ import annotations
@@ -14,8 +16,9 @@ from typing import Any
 
 import numpy as np
 
-from models.config import KDConfig
+from models.config import KDConfig, ModelDescriptor
 from recommender.features import CONFIG_COMPONENTS, CONFIG_FEATURES, config_vector
+from recommender.tasks import display_name
 
 _TOP_FEATURES = 5
 
@@ -43,6 +46,30 @@ def describe(config: KDConfig, component: str) -> str:
     raise ValueError(f"unknown component {component!r}; known: {', '.join(CONFIG_COMPONENTS)}")
 
 
+def in_words(config: KDConfig, component: str) -> str:
+    """One pipeline component in plain words (``MI intermediate loss (alpha 0.5, skip layers)``)."""
+    inter, aug = config.intermediate, config.augmentation
+    if component == "intermediate":
+        if inter.loss == "none":
+            return "no intermediate-layer loss"
+        alpha = f"alpha {inter.alpha:g}, " if inter.alpha is not None else ""
+        return f"{inter.loss.upper()} intermediate-layer loss ({alpha}{inter.strategy} layer mapping)"
+    if component == "prediction":
+        pred = config.prediction
+        return f"{pred.loss.upper()} loss on the teacher's outputs at temperature {pred.temperature:g}"
+    if component == "mixup":
+        return "mixup" if config.mixup.enabled else "no mixup"
+    if component == "augmentation":
+        if not aug.pipeline:
+            return "no data augmentation"
+        rep = f", {aug.repeated_aug} copies" if aug.repeated_aug > 1 else ""
+        return f"{' then '.join(aug.pipeline)} augmentation (p {aug.aug_p:g}{rep})"
+    if component == "weights":
+        w = config.weights
+        return f"loss weights kd {w.kd:g} / intermediate {w.intermediate:g} / hard labels {w.hard:g}"
+    raise ValueError(f"unknown component {component!r}; known: {', '.join(CONFIG_COMPONENTS)}")
+
+
 @dataclass(frozen=True)
 class CandidateTable:
     """Candidates with their config features and, per component, "same except this" group ids."""
@@ -51,61 +78,194 @@ class CandidateTable:
     matrix: np.ndarray  # (n_candidates, n_config_features)
     groups: dict[str, np.ndarray]  # component -> (n_candidates,) group id
     group_sizes: dict[str, np.ndarray]  # component -> (n_groups,) candidates per group
+    # (n_components + 1, n_candidates): the id of each candidate's value of each component, and
+    # last the candidate's own index (the portfolio's shared and own error terms)
+    value_codes: np.ndarray
 
     @classmethod
     def build(cls, configs: list[KDConfig]) -> CandidateTable:
         matrix = np.array([config_vector(c) for c in configs]).reshape(len(configs), len(CONFIG_FEATURES))
         filled = np.where(np.isnan(matrix), -1.0, matrix)  # np.unique would keep NaNs apart
-        groups = {}
+        groups, codes = {}, []
         for component, cols in CONFIG_COMPONENTS.items():
             rest = np.delete(filled, cols, axis=1)
             _, gid = np.unique(rest, axis=0, return_inverse=True)
             groups[component] = gid.reshape(-1)
+            _, vid = np.unique(filled[:, cols], axis=0, return_inverse=True)
+            codes.append(vid.reshape(-1))
+        codes.append(np.arange(len(configs)))
         sizes = {component: np.bincount(gid) for component, gid in groups.items()}
-        return cls(configs, matrix, groups, sizes)
+        return cls(configs, matrix, groups, sizes, np.array(codes, dtype=np.intp))
 
-    def component_effects(self, pred: np.ndarray, indices: Sequence[int]) -> list[list[tuple[str, float]]]:
-        """For each candidate in ``indices``: (label, effect) per component that has alternatives,
-        largest effects first (the group sums are taken once for all of them)."""
-        sums = {c: np.bincount(gid, weights=pred) for c, gid in self.groups.items()}
-        out = []
-        for index in indices:
-            effects = []
-            for component, gid in self.groups.items():
-                g = gid[index]
-                n_others = int(self.group_sizes[component][g]) - 1
-                if n_others == 0:
-                    continue
-                others_mean = (float(sums[component][g]) - float(pred[index])) / n_others
-                effects.append((describe(self.configs[index], component), float(pred[index]) - others_mean))
-            effects.sort(key=lambda item: -abs(item[1]))
-            out.append(effects[:_TOP_FEATURES])
-        return out
+
+@dataclass(frozen=True)
+class DatasetEvidence:
+    """What worked on each training dataset, per student: plain rows, stored with the model.
+
+    Each row: ``[dataset_id, student_name, student_layers, best_pipeline_words, best_ratio,
+    mean_ratio]``.
+    """
+
+    rows: list[list[Any]]
+
+    @classmethod
+    def from_records(cls, records: Sequence[Any], dataset_ids: Sequence[str]) -> DatasetEvidence:
+        best: dict[tuple[str, str], Any] = {}
+        ratios: dict[tuple[str, str], list[float]] = {}
+        for r in records:
+            key = (r.dataset_id, r.student.name)
+            ratios.setdefault(key, []).append(float(r.ratio))
+            if key not in best or r.ratio > best[key].ratio:
+                best[key] = r
+        rows = []
+        for d in dataset_ids:
+            for (dataset, student), r in best.items():
+                if dataset == d:
+                    label = "; ".join(
+                        in_words(r.kd_config, c)
+                        for c in ("intermediate", "prediction", "mixup", "augmentation")
+                    )
+                    layers = -1 if r.student.num_layers is None else int(r.student.num_layers)
+                    rows.append(
+                        [d, student, layers, label, float(r.ratio), float(np.mean(ratios[(d, student)]))]
+                    )
+        return cls(rows)
+
+
+def similarity(distance: float, scale: float) -> float:
+    """A similarity in [0, 1] from a meta-feature distance: 1 for the same features, 0.5 at the
+    median distance between two past datasets (``scale``), halving with every further ``scale``."""
+    return float(0.5 ** (distance / scale)) if scale > 0 else float(distance == 0)
+
+
+def nearest_evidence(
+    evidence: DatasetEvidence,
+    neighbours: list[tuple[int, float]],
+    dataset_ids: Sequence[str],
+    student: ModelDescriptor,
+    scale: float,
+) -> list[dict[str, Any]]:
+    """The nearest past datasets by name, with similarity and what worked there (for the same
+    student when it was swept there, else one of the same depth, else any)."""
+    out = []
+    for index, dist in neighbours:
+        d = dataset_ids[index]
+        rows = [r for r in evidence.rows if r[0] == d]
+        same = (
+            [r for r in rows if r[1] == student.name]
+            or [r for r in rows if r[2] == student.num_layers]
+            or rows
+        )
+        row = max(same, key=lambda r: r[4]) if same else None
+        out.append(
+            {
+                "dataset": display_name(d),
+                "similarity": round(similarity(dist, scale), 3),
+                "student": row[1] if row else None,
+                "best_pipeline": row[3] if row else None,
+                "best_ratio": row[4] if row else None,
+                "mean_ratio": row[5] if row else None,
+            }
+        )
+    return out
+
+
+def component_sums(table: CandidateTable, pred: np.ndarray) -> dict[str, np.ndarray]:
+    """Per component, the sum of predictions of each "same except this component" group."""
+    return {c: np.bincount(gid, weights=pred) for c, gid in table.groups.items()}
+
+
+def drivers_and_alternatives(
+    table: CandidateTable, pred: np.ndarray, index: int, sums: dict[str, np.ndarray]
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """For one candidate: each component's effect against its alternatives (largest first), and
+    the best alternative of each component with what it is predicted to give."""
+    config, p = table.configs[index], float(pred[index])
+    drivers, alternatives = [], []
+    for component, gid in table.groups.items():
+        g = gid[index]
+        n_others = int(table.group_sizes[component][g]) - 1
+        if n_others == 0:
+            continue
+        effect = p - (float(sums[component][g]) - p) / n_others
+        words = in_words(config, component)
+        drivers.append(
+            {
+                "component": component,
+                "choice": words,
+                "effect": round(effect, 5),
+                "text": f"{words}: {effect:+.3f} ratio against its {n_others} alternatives",
+            }
+        )
+        same = np.flatnonzero(gid == g)
+        same = same[same != index]
+        best = int(same[np.argmax(pred[same])])
+        alternatives.append(
+            {
+                "component": component,
+                "choice": in_words(table.configs[best], component),
+                "predicted_ratio": round(float(pred[best]), 5),
+                "kd_config_index": best,
+            }
+        )
+    drivers.sort(key=lambda d: -abs(d["effect"]))
+    alternatives.sort(key=lambda a: -a["predicted_ratio"])
+    return drivers[:_TOP_FEATURES], alternatives
 
 
 def explanation(
+    table: CandidateTable,
+    pred: np.ndarray,
+    index: int,
     rank: int,
-    predicted: float,
     interval: tuple[float, float],
-    neighbours: list[tuple[str, float]],
-    effects: list[tuple[str, float]],
+    neighbours: list[dict[str, Any]],
+    expected_best: float,
+    coverage: float | None,
+    ceiling: float,
+    sums: dict[str, np.ndarray],
 ) -> dict[str, Any]:
-    """The explanation dict: nearest past datasets, the components that drove the choice, text."""
-    parts = [f"#{rank}: predicted ratio {predicted:.4f} (interval {interval[0]:.4f}-{interval[1]:.4f})."]
+    """The explanation of one pick: a text, the nearest datasets, the drivers, the alternatives."""
+    p = float(pred[index])
+    drivers, alternatives = drivers_and_alternatives(table, pred, index, sums)
+    for a in alternatives:
+        a.pop("kd_config_index")
+    cover = f"{coverage:.0%} interval" if coverage is not None else "interval (not calibrated)"
+    parts = [
+        f"Pick #{rank}: predicted ratio {p:.3f} of the teacher's score, "
+        f"{cover} {interval[0]:.3f}-{interval[1]:.3f}; "
+        f"the best of picks 1-{rank} is expected at {expected_best:.3f}."
+    ]
+    if ceiling > 1.0:
+        parts.append(f"Similar past datasets had students beating their teacher (up to {ceiling:.3f}).")
     if neighbours:
         parts.append(
-            "Closest past datasets: " + ", ".join(f"{d} ({dist:.2f})" for d, dist in neighbours) + "."
+            "Most similar past datasets: "
+            + "; ".join(
+                f"{n['dataset']} (similarity {n['similarity']:.2f}"
+                + (
+                    f", best there: {n['best_pipeline']} at {n['best_ratio']:.3f})"
+                    if n["best_pipeline"]
+                    else ")"
+                )
+                for n in neighbours
+            )
+            + "."
         )
     else:
         parts.append("No past dataset shares a known meta-feature with this one.")
-    if effects:
+    if drivers:
+        parts.append("What drives it: " + "; ".join(d["text"] for d in drivers[:3]) + ".")
+    if alternatives:
+        a = alternatives[0]
         parts.append(
-            "Versus alternatives differing in one component: "
-            + ", ".join(f"{name} ({value:+.4f})" for name, value in effects)
-            + "."
+            f"Best alternative in one component: {a['choice']} ({a['component']}) "
+            f"at {a['predicted_ratio']:.3f}."
         )
-    return {  # JSON's shapes (pairs as lists): stored and served as is
-        "nearest_datasets": [[d, dist] for d, dist in neighbours],
-        "top_features": [[name, value] for name, value in effects],
+    return {  # JSON's shapes: stored and served as is
         "text": " ".join(parts),
+        "nearest_datasets": neighbours,
+        "drivers": drivers,
+        "alternatives": alternatives,
+        "top_features": [[d["choice"], d["effect"]] for d in drivers],
     }

@@ -2,8 +2,14 @@
 
 A gradient-boosted tree ensemble (scikit-learn ``HistGradientBoostingRegressor``, which handles
 missing features natively) maps ``[dataset meta-features | teacher/student numbers | config]`` to
-the ratio (student score / teacher score). Quantile models of the same family give the interval.
-Each dataset's runs share a total sample weight of 1, so heavily swept datasets do not dominate.
+the ratio (student score / teacher score). Each dataset's runs share a total sample weight of 1, so
+heavily swept datasets do not dominate.
+
+Intervals are split-conformal (:mod:`recommender.conformal`): the point model is refitted with
+each source task held out, and the held-out residuals, each dataset weighing 1, give the offsets
+of the interval; the point always lies inside. The top-k is a portfolio
+(:mod:`recommender.portfolio`): picks that maximise the expected best of k under the model's
+measured out-of-task error, correlated between pipelines that share components.
 
 With ``target="relative"`` the main model learns ``ratio - mean ratio of its (dataset, teacher,
 student) group``, which isolates the pipeline effect that decides the ranking inside a group; a
@@ -17,35 +23,49 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from sklearn.base import BaseEstimator, RegressorMixin
+from sklearn.base import BaseEstimator, RegressorMixin, clone
 from sklearn.ensemble import HistGradientBoostingRegressor
 from sklearn.utils.validation import check_is_fitted
 
 from models.availability import Availability
 from models.config import KDConfig, ModelDescriptor, TaskKind
 from recommender.compiled import LeafEnsemble, PartialEnsemble
-from recommender.explain import CandidateTable, explanation
-from recommender.features import FeatureSpace, meta_feature_names, nan_distances, standardize_fit
+from recommender.conformal import calibrate, out_of_fold
+from recommender.explain import CandidateTable, DatasetEvidence, component_sums, explanation, nearest_evidence
+from recommender.features import (
+    CONFIG_COMPONENTS,
+    FeatureSpace,
+    meta_feature_names,
+    nan_distances,
+    standardize_fit,
+)
+from recommender.portfolio import correlated_noise, greedy_portfolio, noise_bank, shortlist
 from recommender.records import SweepRecord
 from recommender.space import PAPER_GRID, SearchGrid, candidate_space
 
 TARGETS = ("ratio", "relative")
+CALIBRATIONS = ("source_task", "dataset", "none")
 
 
 @dataclass(frozen=True)
 class Recommendation:
-    """One ranked pipeline: predicted ratio, an interval around it, and why it was chosen."""
+    """One pick of the portfolio: predicted ratio, its calibrated interval, the expected best
+    ratio of the picks up to and including this one, and why it was chosen."""
 
     kd_config: KDConfig
     predicted_ratio: float
     interval: tuple[float, float]
     explanation: dict[str, Any] = field(default_factory=dict)
+    expected_best_of_k: float | None = None
+    interval_coverage: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "kd_config": self.kd_config.model_dump(mode="json"),
             "predicted_ratio": self.predicted_ratio,
             "interval": list(self.interval),
+            "interval_coverage": self.interval_coverage,
+            "expected_best_of_k": self.expected_best_of_k,
             "explanation": self.explanation,
         }
 
@@ -108,14 +128,18 @@ class MetaLearner(RegressorMixin, BaseEstimator):
         group_min_samples_leaf: Minimum groups per leaf of the group-mean model (``relative``),
             which sees one row per (dataset, teacher, student) group, far fewer than runs.
         l2_regularization: L2 penalty on leaf values.
-        quantiles: Lower and upper quantile of the interval.
+        coverage: Target coverage of the conformal intervals (0.8: 80 % of held-out runs).
+        calibration: Unit held out to measure the residuals that calibrate the intervals and the
+            portfolio's uncertainty: ``"source_task"``, ``"dataset"`` or ``"none"`` (in-sample
+            residuals: not calibrated, used by the calibration refits themselves).
         weighting: ``"dataset"`` (each dataset weighs 1) or ``"none"``.
         exclude_prefixes: Meta-feature name prefixes to leave out (e.g. ``("paper_feat_",)``).
         n_neighbors: Nearest past datasets listed in explanations.
+        n_samples: Joint samples of the candidates' ratios that score a portfolio.
         base_config: Base of generated candidates (training settings, weights, asset folders).
         availability: Availability report for candidates; None asks the engine.
         grid: The candidate search grid.
-        random_state: Seed of the tree ensembles.
+        random_state: Seed of the tree ensembles and of the portfolio's samples.
     """
 
     def __init__(
@@ -127,10 +151,12 @@ class MetaLearner(RegressorMixin, BaseEstimator):
         min_samples_leaf: int = 20,
         group_min_samples_leaf: int = 3,
         l2_regularization: float = 1.0,
-        quantiles: tuple[float, float] = (0.1, 0.9),
+        coverage: float = 0.8,
+        calibration: str = "source_task",
         weighting: str = "dataset",
         exclude_prefixes: tuple[str, ...] = (),
         n_neighbors: int = 3,
+        n_samples: int = 128,
         base_config: KDConfig | None = None,
         availability: Mapping[str, Availability] | None = None,
         grid: SearchGrid = PAPER_GRID,
@@ -143,10 +169,12 @@ class MetaLearner(RegressorMixin, BaseEstimator):
         self.min_samples_leaf = min_samples_leaf
         self.group_min_samples_leaf = group_min_samples_leaf
         self.l2_regularization = l2_regularization
-        self.quantiles = quantiles
+        self.coverage = coverage
+        self.calibration = calibration
         self.weighting = weighting
         self.exclude_prefixes = exclude_prefixes
         self.n_neighbors = n_neighbors
+        self.n_samples = n_samples
         self.base_config = base_config
         self.availability = availability
         self.grid = grid
@@ -165,13 +193,16 @@ class MetaLearner(RegressorMixin, BaseEstimator):
             raise ValueError(f"target must be one of {TARGETS}, got {self.target!r}")
         if self.weighting not in ("dataset", "none"):
             raise ValueError(f"weighting must be 'dataset' or 'none', got {self.weighting!r}")
-        lo, hi = self.quantiles
-        if not 0.0 < lo < hi < 1.0:
-            raise ValueError(f"quantiles must satisfy 0 < lower < upper < 1, got {self.quantiles}")
+        if self.calibration not in CALIBRATIONS:
+            raise ValueError(f"calibration must be one of {CALIBRATIONS}, got {self.calibration!r}")
+        if not 0.0 < self.coverage < 1.0:
+            raise ValueError(f"coverage must satisfy 0 < coverage < 1, got {self.coverage}")
         if self.group_min_samples_leaf < 1:
             raise ValueError(f"group_min_samples_leaf must be >= 1, got {self.group_min_samples_leaf}")
         if self.n_neighbors < 1:
             raise ValueError(f"n_neighbors must be >= 1, got {self.n_neighbors}")
+        if self.n_samples < 8:
+            raise ValueError(f"n_samples must be >= 8, got {self.n_samples}")
 
     def _ensemble(self, **overrides: Any) -> HistGradientBoostingRegressor:
         params = dict(
@@ -205,15 +236,31 @@ class MetaLearner(RegressorMixin, BaseEstimator):
         if self.target == "relative":
             target, self.group_model_ = self._fit_group_means(records, X, ratio, weight)
         self.model_ = self._ensemble().fit(X, target, sample_weight=weight)
-        lo, hi = self.quantiles
-        self.lower_ = self._ensemble(loss="quantile", quantile=lo).fit(X, target, sample_weight=weight)
-        self.upper_ = self._ensemble(loss="quantile", quantile=hi).fit(X, target, sample_weight=weight)
         self.dataset_ids_, table = dataset_table(self.feature_space_, records)
         self.dataset_mean_, self.dataset_scale_ = standardize_fit(table)
         self.dataset_matrix_ = (table - self.dataset_mean_) / self.dataset_scale_
+        self.distance_scale_ = _median_distance(self.dataset_matrix_)
         self.n_records_ = len(records)
         self._cache = {}  # derived from the fitted models: rebuilt lazily after every fit
+        self._calibrate(records, ratio)
+        self.dataset_evidence_ = DatasetEvidence.from_records(records, self.dataset_ids_)
+        self.dataset_max_ratio_ = np.array(
+            [max(r.ratio for r in records if r.dataset_id == d) for d in self.dataset_ids_]
+        )
         return self
+
+    def _calibrate(self, records: list[SweepRecord], ratio: np.ndarray) -> None:
+        """Interval offsets and the pipeline-level error scale from held-out residuals."""
+        if self.calibration == "none":
+            pred, held = self.predict(records), np.ones(len(records), dtype=bool)
+        else:
+            template = clone(self).set_params(calibration="none")
+            pred, held = out_of_fold(template, records, unit=self.calibration)
+        cal = calibrate(records, ratio, pred, held, coverage=self.coverage)
+        self.interval_offsets_ = np.array([cal.lower, cal.upper])
+        self.pipeline_sigma_ = float(cal.pipeline_sigma)
+        self.calibration_units_ = int(cal.n_units)
+        self.calibrated_ = bool(cal.n_units >= 2 and self.calibration != "none")
 
     def _fit_group_means(
         self, records: Sequence[SweepRecord], X: np.ndarray, ratio: np.ndarray, weight: np.ndarray
@@ -244,10 +291,33 @@ class MetaLearner(RegressorMixin, BaseEstimator):
         records = validate_records(records, need_ratio=False)
         return self._predict_matrix(self.feature_space_.matrix(records), self.model_)
 
+    def predict_interval(self, records: Sequence[SweepRecord]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(point, lower, upper) per record, clipped to the plausible range of each dataset."""
+        point = self.predict(records)
+        lower, upper = point + self.interval_offsets_[0], point + self.interval_offsets_[1]
+        cache: dict[str, float] = {}
+        ceiling = np.array([cache.setdefault(r.dataset_id, self.ceiling(r.meta_features)) for r in records])
+        return _clip(point, ceiling), _clip(lower, ceiling), _clip(upper, ceiling)
+
+    def ceiling(self, meta_features: Mapping[str, float | None]) -> float:
+        """The highest plausible ratio: 1.0, or more only where the nearest past datasets had
+        students that beat their teacher (then their best ratio)."""
+        near = self._neighbours(meta_features)
+        best = max((float(self.dataset_max_ratio_[i]) for i, _ in near), default=1.0)
+        return max(1.0, best)
+
+    def _neighbours(self, meta_features: Mapping[str, float | None]) -> list[tuple[int, float]]:
+        if self.dataset_matrix_.shape[1] == 0:
+            return []
+        query = (self.feature_space_.dataset_vector(meta_features) - self.dataset_mean_) / self.dataset_scale_
+        dist = nan_distances(query, self.dataset_matrix_)
+        order = np.argsort(dist, kind="stable")[: self.n_neighbors]
+        return [(int(i), float(dist[i])) for i in order if np.isfinite(dist[i])]
+
     def nearest_datasets(
         self, meta_features: Mapping[str, float | None], n: int | None = None
     ) -> list[tuple[str, float]]:
-        """The ``n`` training datasets closest in standardized meta-feature space."""
+        """The ``n`` training datasets closest in standardized meta-feature space (distances)."""
         check_is_fitted(self, "model_")
         if self.dataset_matrix_.shape[1] == 0:
             return []
@@ -256,11 +326,17 @@ class MetaLearner(RegressorMixin, BaseEstimator):
         order = np.argsort(dist, kind="stable")[: n or self.n_neighbors]
         return [(self.dataset_ids_[i], float(dist[i])) for i in order if np.isfinite(dist[i])]
 
+    def _noise_bank(self) -> np.ndarray:
+        cache = self.__dict__.setdefault("_cache", {})
+        if "noise_bank" not in cache:
+            cache["noise_bank"] = noise_bank(len(CONFIG_COMPONENTS), self.n_samples, self.random_state)
+        return cache["noise_bank"]
+
     def _leaf_models(self) -> dict[str, LeafEnsemble]:
         """The fitted ensembles rewritten for fast exact prediction (built once per fit)."""
         cache = self.__dict__.setdefault("_cache", {})
         if "leaf_models" not in cache:
-            names = ["model_", "lower_", "upper_"] + (["group_model_"] if self.target == "relative" else [])
+            names = ["model_"] + (["group_model_"] if self.target == "relative" else [])
             cache["leaf_models"] = {n: LeafEnsemble.from_model(getattr(self, n)) for n in names}
         return cache["leaf_models"]
 
@@ -301,8 +377,14 @@ class MetaLearner(RegressorMixin, BaseEstimator):
         k: int = 5,
         candidates: Sequence[KDConfig] | None = None,
         task_kind: TaskKind | None = None,
+        explain: bool = True,
     ) -> list[Recommendation]:
-        """The top-``k`` pipelines for a dataset, best first.
+        """The ``k`` pipelines that together maximise the expected best ratio, in pick order.
+
+        The first pick is the best predicted pipeline; each next one adds the most expected gain
+        to the best of those already picked, under the model's measured error, which is shared
+        by pipelines that share components: near-copies of a pick add little unless the model is
+        confident. Beyond 10 picks, the rest follow in predicted order.
 
         Args:
             meta_features: The dataset's meta-features (missing ones may be absent or None).
@@ -311,6 +393,7 @@ class MetaLearner(RegressorMixin, BaseEstimator):
             k: How many to return.
             candidates: Pipelines to rank; None ranks the runnable candidate space.
             task_kind: ``classification``/``regression``; None reads ``is_regression``.
+            explain: Attach explanations (the evaluation skips them).
 
         Raises:
             ValueError: ``k < 1``, unknown task kind, or no candidates.
@@ -329,24 +412,67 @@ class MetaLearner(RegressorMixin, BaseEstimator):
         models = self._leaf_models()
         ctx = self.feature_space_.context_vector(meta_features, teacher, student)
         offset = float(models["group_model_"].predict(ctx)[0]) if self.target == "relative" else 0.0
-        pred = partial.predict(ctx) + offset  # (n_candidates,)
-        top = _top(pred, k)
-        X_top = np.hstack([np.broadcast_to(ctx, (top.size, ctx.size)), table.matrix[top]])
-        lower = models["lower_"].predict(X_top) + offset
-        upper = models["upper_"].predict(X_top) + offset
-        neighbours = self.nearest_datasets(meta_features)
+        neighbours = self._neighbours(meta_features)
+        ceiling = max(1.0, max((float(self.dataset_max_ratio_[i]) for i, _ in neighbours), default=1.0))
+        pred = np.minimum(partial.predict(ctx) + offset, ceiling)  # (n_candidates,)
+        short = shortlist(pred, table, k)
+        noise = correlated_noise(self._noise_bank(), table, short, self.pipeline_sigma_)
+        picks, expected = greedy_portfolio(pred[short], noise, min(k, _PORTFOLIO_MAX, short.size), ceiling)
+        order = short[picks]
+        if k > order.size:  # the rest in predicted order
+            rest = [int(i) for i in _top(pred, min(k, pred.size)) if i not in set(order.tolist())]
+            order = np.concatenate([order, np.array(rest[: k - order.size], dtype=np.intp)])
+            expected = np.concatenate([expected, np.full(order.size - expected.size, expected[-1])])
+        lo_off, hi_off = self.interval_offsets_
+        coverage = self.coverage if self.calibrated_ else None
+        evidence = (
+            nearest_evidence(
+                self.dataset_evidence_, neighbours, self.dataset_ids_, student, self.distance_scale_
+            )
+            if explain
+            else []
+        )
+        sums = component_sums(table, pred) if explain else {}
         out = []
-        all_effects = table.component_effects(pred, top.tolist())
-        for rank, (i, lo, hi, effects) in enumerate(zip(top, lower, upper, all_effects, strict=True), 1):
+        for rank, i in enumerate(order.tolist(), 1):
             p = float(pred[i])
-            # Separately fitted quantile models can cross the point prediction; widen to include it.
-            interval = (min(float(lo), p), max(float(hi), p))
-            out.append(
-                Recommendation(
-                    table.configs[i], p, interval, explanation(rank, p, interval, neighbours, effects)
+            interval = (max(0.0, min(p + lo_off, p)), min(ceiling, max(p + hi_off, p)))
+            why = (
+                explanation(
+                    table,
+                    pred,
+                    i,
+                    rank,
+                    interval,
+                    evidence,
+                    float(expected[rank - 1]),
+                    coverage,
+                    ceiling,
+                    sums,
                 )
+                if explain
+                else {}
+            )
+            out.append(
+                Recommendation(table.configs[i], p, interval, why, float(expected[rank - 1]), coverage)
             )
         return out
+
+
+_PORTFOLIO_MAX = 10  # picks chosen greedily; later ranks follow the predictions
+
+
+def _median_distance(matrix: np.ndarray) -> float:
+    """Median distance between two training datasets (1.0 when it cannot be measured)."""
+    dists = [
+        d for i in range(len(matrix)) for d in nan_distances(matrix[i], matrix[i + 1 :]) if np.isfinite(d)
+    ]
+    scale = float(np.median(dists)) if dists else 1.0
+    return scale if scale > 0 else 1.0
+
+
+def _clip(values: np.ndarray, ceiling: np.ndarray) -> np.ndarray:
+    return np.clip(values, 0.0, ceiling)
 
 
 def _top(pred: np.ndarray, k: int) -> np.ndarray:

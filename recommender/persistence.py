@@ -24,16 +24,25 @@ import sklearn
 
 from models.config import KDConfig
 from models.errors import AutoDistillerError
+from recommender.explain import DatasetEvidence
 from recommender.features import FeatureSpace
 from recommender.learner import MetaLearner
 from recommender.records import SweepRecord, records_digest
 from recommender.space import SearchGrid
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: conformal interval offsets, portfolio error scale, dataset evidence
 # scikit-learn types that skops does not trust by default but that a HistGradientBoosting model
 # needs; anything else in a file is refused.
 TRUSTED_TYPES = ("sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",)
-_FITTED = ("model_", "lower_", "upper_", "dataset_mean_", "dataset_scale_", "dataset_matrix_")
+_FITTED = (
+    "model_",
+    "dataset_mean_",
+    "dataset_scale_",
+    "dataset_matrix_",
+    "interval_offsets_",
+    "dataset_max_ratio_",
+)
+_SCALARS = ("pipeline_sigma_", "distance_scale_", "calibration_units_", "calibrated_")
 
 
 class _HideTorch(importlib.abc.MetaPathFinder):
@@ -85,7 +94,6 @@ def sidecar_path(path: str | Path) -> Path:
 def _params(learner: MetaLearner) -> dict[str, Any]:
     params = learner.get_params()
     params.pop("availability")  # a property of the machine that serves, not of the model
-    params["quantiles"] = list(params["quantiles"])
     params["exclude_prefixes"] = list(params["exclude_prefixes"])
     params["base_config"] = (
         None if params["base_config"] is None else params["base_config"].model_dump(mode="json")
@@ -124,6 +132,8 @@ def save_meta_learner(
         meta_names=list(learner.feature_space_.meta_names),
         dataset_ids=list(learner.dataset_ids_),
         group_model=getattr(learner, "group_model_", None),
+        scalars={name: getattr(learner, name) for name in _SCALARS},
+        dataset_evidence=[list(row) for row in learner.dataset_evidence_.rows],
     )
     sio = _skops_io()
     sio.dump(state, path)
@@ -139,6 +149,13 @@ def save_meta_learner(
         "feature_names": list(learner.feature_space_.names),
         "params": state["params"],
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "calibration": {
+            "coverage": learner.coverage,
+            "unit": learner.calibration,
+            "units_held_out": learner.calibration_units_,
+            "interval_offsets": [float(v) for v in learner.interval_offsets_],
+            "pipeline_sigma": learner.pipeline_sigma_,
+        },
         "evaluation": evaluation,
     }
     sidecar_path(path).write_text(json.dumps(sidecar, indent=2, allow_nan=False) + "\n", encoding="utf-8")
@@ -192,7 +209,6 @@ def load_meta_learner(path: str | Path) -> MetaLearner:
     state = sio.load(path, trusted=list(untrusted))
     _check_version(state.get("schema_version"), path)
     params = dict(state["params"])
-    params["quantiles"] = tuple(params["quantiles"])
     params["exclude_prefixes"] = tuple(params["exclude_prefixes"])
     if params["base_config"] is not None:
         params["base_config"] = KDConfig.from_dict(params["base_config"])
@@ -209,4 +225,10 @@ def load_meta_learner(path: str | Path) -> MetaLearner:
     learner.n_features_in_ = len(learner.feature_space_.names)
     learner.dataset_ids_ = list(state["dataset_ids"])
     learner.n_records_ = int(state["n_records"])
+    scalars = state["scalars"]
+    learner.pipeline_sigma_ = float(scalars["pipeline_sigma_"])
+    learner.distance_scale_ = float(scalars["distance_scale_"])
+    learner.calibration_units_ = int(scalars["calibration_units_"])
+    learner.calibrated_ = bool(scalars["calibrated_"])
+    learner.dataset_evidence_ = DatasetEvidence([list(row) for row in state["dataset_evidence"]])
     return learner

@@ -363,3 +363,41 @@ def noise_command(
         )  # fmt: skip
     finally:
         services.close()
+
+
+@cli.command("evaluate")
+def evaluate_command(
+    records: RecordsOpt = None,
+    out: EvidenceOpt = DEFAULT_EVIDENCE,
+    imported: Annotated[
+        Path | None,
+        typer.Option(help="a paper-format sweep table (a user's imported history) to mix into training"),
+    ] = None,
+    imported_features: Annotated[Path | None, typer.Option(help="its dataset-features CSV")] = None,
+    fractions: Annotated[str, typer.Option(help="learning-curve shares of the history")] = "0.25,0.5,0.75,1",
+) -> None:
+    """Nested leave-one-source-task-out evaluation with baselines, intervals and learning curve."""
+    from recommender.distiller_import import read_distiller_table
+    from recommender.nested_report import write_nested_evaluation
+
+    try:
+        extra = []
+        if imported is not None:
+            extra = [
+                r
+                for r in read_distiller_table(imported, imported_features)
+                if r.kd_config is not None and r.ratio is not None
+            ]
+        result = write_nested_evaluation(
+            _records_path(records),
+            out,
+            fractions=[float(f) for f in fractions.split(",") if f.strip()],
+            extra=extra,
+            command=_command_line(),
+            progress=typer.echo,
+        )
+    except (FileNotFoundError, ValueError) as exc:
+        raise fail(str(exc)) from None
+    for method, stats in result["full"]["methods"].items():
+        typer.echo(f"{method:16s} " + "  ".join(f"{m} {s['mean']:.4f}" for m, s in stats.items()))
+    typer.echo(f"wrote {out}_nested.json/.md/.png")
