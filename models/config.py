@@ -22,7 +22,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -42,9 +42,29 @@ PAPER_ALPHAS = (0.0, 0.1, 0.5, 0.7, 0.9, 1.0)
 
 TaskKind = Literal["classification", "regression"]
 
+# A model folder named over HTTP: bounded, and no NUL or control characters (a NUL makes the
+# operating system's path calls raise instead of answering "not found").
+ModelPath = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=500,
+        pattern=r"^[^\x00-\x1f\x7f]+$",
+        description="a built-in name or a model folder relative to a model root (no control characters)",
+    ),
+]
+# Seeds go to numpy, which takes 0 .. 2**32 - 1.
+Seed = Annotated[int, Field(ge=0, le=2**32 - 1)]
+# Plausible maxima of a student's shape (the largest public encoders stay well inside them).
+MAX_LAYERS = 48
+MAX_HIDDEN = 8192
+MAX_HEADS = 128
+MAX_INTERMEDIATE = 32768
+
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # Every float is finite (1e400 in JSON parses to inf, which would be stored and shown as null).
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class AugmentationConfig(_Strict):
@@ -62,9 +82,9 @@ class AugmentationConfig(_Strict):
     aug_p: float = Field(0.1, gt=0.0, le=1.0, description="fraction of words changed")
     mode: Literal["pipeline", "repeated"] = "pipeline"
     repeated_aug: int = Field(1, ge=1, le=16)
-    refresh_every: int = Field(1, ge=1, description="epochs between refreshes in pipeline mode")
-    mlm_model: str | None = Field(None, description="masked-LM checkpoint folder for 'contextual'")
-    translation_models: tuple[str, str] | None = Field(
+    refresh_every: int = Field(1, ge=1, le=100, description="epochs between refreshes in pipeline mode")
+    mlm_model: ModelPath | None = Field(None, description="masked-LM checkpoint folder for 'contextual'")
+    translation_models: tuple[ModelPath, ModelPath] | None = Field(
         None, description="(en->pivot, pivot->en) MarianMT folders for 'backtranslation'"
     )
 
@@ -87,7 +107,7 @@ class MixupConfig(_Strict):
     """Word-embedding mixup (spec §2): lambda ~ Beta(alpha, alpha), batch becomes [orig; mixed]."""
 
     enabled: bool = False
-    alpha: float = Field(0.4, gt=0.0)
+    alpha: float = Field(0.4, gt=0.0, le=100.0, description="Beta(alpha, alpha); (0, 100]")
 
 
 class PredictionLossConfig(_Strict):
@@ -95,7 +115,7 @@ class PredictionLossConfig(_Strict):
     logits / temperature (required for regression); ``kl``: KL(teacher || student)."""
 
     loss: Literal["ce", "mse", "kl"] = "ce"
-    temperature: float = Field(1.0, gt=0.0)
+    temperature: float = Field(1.0, gt=0.0, le=100.0, description="softmax temperature, (0, 100]")
     scale_by_t2: bool = Field(False, description="multiply the KD loss by temperature**2")
 
 
@@ -121,9 +141,9 @@ class IntermediateConfig(_Strict):
 
 
 class LossWeights(_Strict):
-    kd: float = Field(1.0, ge=0.0)
-    intermediate: float = Field(1.0, ge=0.0)
-    hard: float = Field(0.0, ge=0.0)
+    kd: float = Field(1.0, ge=0.0, le=1000.0)
+    intermediate: float = Field(1.0, ge=0.0, le=1000.0)
+    hard: float = Field(0.0, ge=0.0, le=1000.0)
 
     @model_validator(mode="after")
     def _check(self) -> LossWeights:
@@ -140,12 +160,14 @@ class TrainingConfig(_Strict):
     max_length: int = Field(128, ge=8, le=2048)
     learning_rate: float = Field(5e-5, gt=0.0, lt=1.0)
     warmup_ratio: float = Field(0.1, ge=0.0, lt=1.0)
-    weight_decay: float = Field(0.1, ge=0.0)
-    grad_accumulation: int = Field(1, ge=1)
-    max_grad_norm: float | None = Field(1.0, gt=0.0)
-    early_stopping_patience: int | None = Field(None, ge=1, description="epochs without dev gain")
-    max_steps: int | None = Field(None, ge=1, description="stop after this many optimizer steps")
-    seed: int = 42
+    weight_decay: float = Field(0.1, ge=0.0, le=10.0)
+    grad_accumulation: int = Field(1, ge=1, le=1024)
+    max_grad_norm: float | None = Field(1.0, gt=0.0, le=1e6)
+    early_stopping_patience: int | None = Field(None, ge=1, le=100, description="epochs without dev gain")
+    max_steps: int | None = Field(
+        None, ge=1, le=10_000_000, description="stop after this many optimizer steps"
+    )
+    seed: Seed = 42
     bf16: bool = Field(True, description="bf16 autocast when CUDA is present (ignored on CPU)")
     cache_teacher: bool = Field(True, description="cache teacher outputs when inputs do not change")
 
@@ -211,13 +233,13 @@ class StudentSpec(_Strict):
       ``num_layers`` / ``hidden_size`` / ``num_heads`` / ``intermediate_size``.
     """
 
-    checkpoint: str | None = None
-    layers: tuple[int, ...] | None = None
-    num_layers: int | None = Field(None, ge=1, le=48)
+    checkpoint: ModelPath | None = None
+    layers: tuple[Annotated[int, Field(ge=0, lt=MAX_LAYERS)], ...] | None = Field(None, max_length=MAX_LAYERS)
+    num_layers: int | None = Field(None, ge=1, le=MAX_LAYERS)
     fresh: bool = False
-    hidden_size: int | None = Field(None, ge=8)
-    num_heads: int | None = Field(None, ge=1)
-    intermediate_size: int | None = Field(None, ge=8)
+    hidden_size: int | None = Field(None, ge=8, le=MAX_HIDDEN)
+    num_heads: int | None = Field(None, ge=1, le=MAX_HEADS)
+    intermediate_size: int | None = Field(None, ge=8, le=MAX_INTERMEDIATE)
 
     @model_validator(mode="after")
     def _check(self) -> StudentSpec:
@@ -256,9 +278,9 @@ class TeacherTrainingConfig(_Strict):
 
     epochs: int = Field(3, ge=1, le=50)
     learning_rate: float = Field(5e-5, gt=0.0, lt=1.0)
-    batch_size: int = Field(32, ge=1)
+    batch_size: int = Field(32, ge=1, le=1024)
     max_length: int = Field(128, ge=8, le=2048)
-    seed: int = 42
+    seed: Seed = 42
 
 
 class DistillSpec(_Strict):

@@ -113,3 +113,68 @@ def test_config_module_does_not_import_torch():
     code = "import models, models.config, sys; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"
+
+
+@pytest.mark.parametrize(
+    "config",
+    [
+        '{"prediction": {"temperature": 1e400}}',
+        '{"mixup": {"enabled": true, "alpha": 1e400}}',
+        '{"weights": {"kd": 1e400}}',
+        '{"training": {"weight_decay": 1e400}}',
+        '{"training": {"max_grad_norm": 1e400}}',
+        '{"prediction": {"temperature": NaN}}',
+    ],
+)
+def test_every_float_is_finite(config):
+    # Python's json reads 1e400 as inf; it must be refused, not stored and shown as null
+    with pytest.raises(ConfigError, match="finite"):
+        KDConfig.from_dict(json.loads(config))
+    with pytest.raises(ConfigError):
+        KDConfig.from_json(config)
+
+
+@pytest.mark.parametrize(
+    ("section", "field", "value"),
+    [
+        ("prediction", "temperature", 101.0),
+        ("mixup", "alpha", 100.5),
+        ("weights", "hard", 1001.0),
+        ("training", "seed", 2**32),
+        ("training", "seed", -1),
+        ("training", "max_steps", 10**12),
+        ("training", "grad_accumulation", 10**6),
+    ],
+)
+def test_values_outside_their_documented_range_are_refused(section, field, value):
+    with pytest.raises(ConfigError, match=field):
+        KDConfig.from_dict({section: {field: value}})
+    edge = {"temperature": 100.0, "alpha": 100.0, "hard": 1000.0}.get(field)
+    if edge is not None:  # the bound itself is allowed
+        assert getattr(getattr(KDConfig.from_dict({section: {field: edge}}), section), field) == edge
+
+
+@pytest.mark.parametrize(
+    "student",
+    [
+        {"fresh": True, "num_layers": 2, "hidden_size": 10**12},
+        {"fresh": True, "num_layers": 2, "num_heads": 10**6},
+        {"fresh": True, "num_layers": 2, "intermediate_size": 10**9},
+        {"num_layers": 49},
+        {"layers": [0, 10**9]},
+        {"layers": list(range(49))},
+    ],
+)
+def test_student_shapes_are_bounded(student):
+    with pytest.raises(ValueError):
+        StudentSpec.model_validate(student)
+
+
+@pytest.mark.parametrize("path", ["models/x\x00y", "a\nb", "tab\there", "del\x7f", "", "x" * 501])
+def test_model_paths_refuse_control_characters_and_unbounded_length(path):
+    with pytest.raises(ValueError, match="checkpoint"):
+        StudentSpec.model_validate({"checkpoint": path})
+    with pytest.raises(ConfigError, match="mlm_model"):
+        KDConfig.from_dict({"augmentation": {"mlm_model": path}})
+    with pytest.raises(ConfigError, match="translation_models"):
+        KDConfig.from_dict({"augmentation": {"translation_models": ["ok", path]}})
