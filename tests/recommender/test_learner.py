@@ -58,7 +58,8 @@ def test_unfitted_and_bad_inputs_raise_clear_errors(history, fitted):
         MetaLearner(**FAST).fit([history[1], no_ratio])
     for params, msg in (
         ({"target": "rank"}, "target must be"),
-        ({"quantiles": (0.9, 0.1)}, "quantiles"),
+        ({"coverage": 1.5}, "coverage"),
+        ({"calibration": "rows"}, "calibration"),
         ({"weighting": "x"}, "weighting"),
     ):
         with pytest.raises(ValueError, match=msg):
@@ -88,7 +89,9 @@ def test_recommend_returns_valid_runnable_configs_with_intervals(fitted, history
     out = fitted.recommend(meta, TEACHERS[0], STUDENTS[1], k=4)
     assert len(out) == 4 and all(isinstance(r, Recommendation) for r in out)
     preds = [r.predicted_ratio for r in out]
-    assert preds == sorted(preds, reverse=True)
+    assert preds[0] == max(preds)  # the first pick is the best predicted; the rest a portfolio
+    expected = [r.expected_best_of_k for r in out]
+    assert expected == sorted(expected) and expected[0] == pytest.approx(preds[0])
     kind = "regression" if meta["is_regression"] else "classification"
     for rec in out:
         assert isinstance(rec.kd_config, KDConfig) and runnable(rec.kd_config, ALL_AVAILABLE)
@@ -96,8 +99,12 @@ def test_recommend_returns_valid_runnable_configs_with_intervals(fitted, history
         lo, hi = rec.interval
         assert lo <= rec.predicted_ratio <= hi and hi - lo < 0.5
         ex = rec.explanation
-        assert ex["nearest_datasets"][0] == [history[0].dataset_id, pytest.approx(0.0)]
-        assert ex["top_features"] and all(isinstance(v, float) for _, v in ex["top_features"])
+        nearest = ex["nearest_datasets"][0]
+        assert nearest["dataset"] == history[0].dataset_id.split(":")[0] and nearest["similarity"] == 1.0
+        assert all(0.0 <= n["similarity"] <= 1.0 for n in ex["nearest_datasets"])
+        assert nearest["best_pipeline"] and nearest["best_ratio"] is not None
+        assert ex["drivers"] and all(isinstance(d["effect"], float) and d["text"] for d in ex["drivers"])
+        assert ex["alternatives"] and all("predicted_ratio" in a for a in ex["alternatives"])
         assert "predicted ratio" in ex["text"]
     assert len({r.kd_config.pipeline_key() for r in out}) == 4
     assert out[0].to_dict()["kd_config"]["intermediate"]["loss"] == out[0].kd_config.intermediate.loss
@@ -158,8 +165,8 @@ def test_learns_the_constructed_rule():
     m = MetaLearner(max_iter=50, min_samples_leaf=2, availability=ALL_AVAILABLE).fit(records)
     out = m.recommend({"n_train": 3500.0, "is_regression": 0.0}, teacher, student, k=3, candidates=configs)
     assert all(r.kd_config.mixup.enabled for r in out)
-    top = out[0].explanation["top_features"]
-    assert top[0][0] == "mixup=on" and top[0][1] == pytest.approx(0.02, abs=0.005)
+    top = out[0].explanation["drivers"]
+    assert top[0]["choice"] == "mixup" and top[0]["effect"] == pytest.approx(0.02, abs=0.005)
 
 
 def test_ratio_target_also_works():
