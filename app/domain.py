@@ -54,6 +54,47 @@ def check_transition(job_id: str, current: JobStatus, target: JobStatus) -> None
         raise IllegalTransitionError(job_id, current.value, target.value)
 
 
+class KeyScope(StrEnum):
+    """What an API key may do. Each scope includes the ones before it: ``read`` lists and downloads
+    the key's own objects (and built-in datasets), ``write`` also creates, cancels and deletes them,
+    ``admin`` also sees and touches every key's objects and refits the meta-learner."""
+
+    READ = "read"
+    WRITE = "write"
+    ADMIN = "admin"
+
+    def allows(self, needed: KeyScope) -> bool:
+        return _SCOPE_RANK[self] >= _SCOPE_RANK[needed]
+
+
+_SCOPE_RANK = {KeyScope.READ: 0, KeyScope.WRITE: 1, KeyScope.ADMIN: 2}
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who a request acts for: the id of its API key (None with auth off, for an anonymous public
+    read, and for the CLI and workers) and whether it sees every key's objects.
+
+    Objects a caller creates carry ``key_id`` as their owner; reads and writes of a caller that
+    does not see all are confined to its own objects (a stranger's is "not found").
+    """
+
+    key_id: str | None = None
+    sees_all: bool = True
+
+    @property
+    def owner(self) -> str | None:
+        """The owner to confine queries to; None: no confinement."""
+        return None if self.sees_all else self.key_id
+
+    def owns(self, owner_key_id: str | None) -> bool:
+        return self.sees_all or (owner_key_id is not None and owner_key_id == self.key_id)
+
+
+SYSTEM = Caller()
+"""The caller of in-process code (CLI, workers, auth off): sees everything, owns nothing."""
+
+
 @dataclass(frozen=True)
 class Dataset:
     id: str
@@ -70,6 +111,7 @@ class Dataset:
     options: dict[str, Any]
     meta_features: dict[str, Any]
     created_at: datetime
+    owner_key_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -82,6 +124,7 @@ class Recommendation:
     meta_learner_version: int | None
     items: list[dict[str, Any]]
     created_at: datetime
+    owner_key_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -115,6 +158,7 @@ class Job:
     finished_at: datetime | None
     last_claimed_at: datetime | None = None
     request_hash: str | None = field(default=None, repr=False)
+    owner_key_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -149,6 +193,11 @@ class ApiKey:
     created_at: datetime
     revoked_at: datetime | None
     last_used_at: datetime | None
+    scope: KeyScope = KeyScope.WRITE
+
+    def caller(self) -> Caller:
+        """The caller this key makes requests as."""
+        return Caller(key_id=self.id, sees_all=self.scope == KeyScope.ADMIN)
 
 
 @dataclass(frozen=True)
@@ -172,6 +221,7 @@ class Sweep:
     request: dict[str, Any]
     n_runs: int
     created_at: datetime
+    owner_key_id: str | None = None
 
 
 @dataclass(frozen=True)

@@ -45,6 +45,12 @@ class AuthenticationError(AppError):
     code = "unauthorized"
 
 
+class ForbiddenError(AppError):
+    """An authenticated key whose scope does not allow the request (messages name the scope only)."""
+
+    code = "forbidden"
+
+
 class PathNotAllowedError(AppError):
     """A model path lies outside the configured model roots."""
 
@@ -157,6 +163,7 @@ STATUS_BY_CODE: dict[str, int] = {
     "not_found": 404,
     "method_not_allowed": 405,
     "unauthorized": 401,
+    "forbidden": 403,
     "path_not_allowed": 403,
     "upload_too_large": 413,
     "dataset_too_large": 413,

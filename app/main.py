@@ -17,6 +17,7 @@ from fastapi import FastAPI
 from fastapi_offline import FastAPIOffline
 
 from app.api import datasets, jobs, meta_learner, recommend, sweeps, system
+from app.api.auth import AuthMiddleware
 from app.api.handlers import BodyLimitMiddleware, install_error_handler
 from app.metrics import Metrics, MetricsMiddleware
 from app.services.container import Services
@@ -34,8 +35,10 @@ KD pipeline for your dataset.
    `GET /jobs/{id}/events`, then download `GET /jobs/{id}/artifacts/student.tar.gz`.
 4. `POST /sweeps` — a batch of jobs over a pipeline space (resumable); `GET /sweeps/{id}` follows it.
 
-Write routes need an API key (`X-API-Key` or `Authorization: Bearer`), created with
-`autodistiller keys create NAME`. Errors are JSON: `{"error": {"code", "message", "details"}}`.
+Every route but `/health`, `/metrics` and these docs needs an API key (`X-API-Key` or
+`Authorization: Bearer`), created with `autodistiller keys create NAME [--scope read|write|admin]`.
+A key sees and changes only what it created (built-in datasets: every key reads them); an admin
+key sees everything. Errors are JSON: `{"error": {"code", "message", "details"}}`.
 """
 
 
@@ -44,6 +47,19 @@ def _warn_no_auth(settings: Settings) -> None:
     log.warning(
         "\n%s\n!! AUTH DISABLED: every write route is open to anyone who can reach %s:%d\n"
         "!! (allowed only on a loopback address). Do not expose this server.\n%s",
+        banner,
+        settings.host,
+        settings.port,
+        banner,
+    )
+
+
+def _warn_public_reads(settings: Settings) -> None:
+    banner = "!" * 78
+    log.warning(
+        "\n%s\n!! PUBLIC READS: every GET route (datasets, jobs, logs, trained models, sweep records)\n"
+        "!! is open WITHOUT a key to anyone who can reach %s:%d, and shows every key's objects.\n"
+        "!! Writes still need a key. Turn this off unless every reader may see everything.\n%s",
         banner,
         settings.host,
         settings.port,
@@ -65,6 +81,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             services.meta_learners.bootstrap()
             if not settings.auth:
                 _warn_no_auth(settings)
+            elif settings.public_reads:
+                _warn_public_reads(settings)
             if settings.embedded_worker:
                 executor = services.build_executor()
                 services.attach_executor(executor)
@@ -84,8 +102,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.services = None
     app.state.metrics = Metrics(lambda: app.state.services)
     install_error_handler(app)
-    app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
+    # the last added runs first: metrics count every answer, the key is checked before the body
+    # limit (an anonymous caller learns nothing from a 413) and before the body is parsed
     app.add_middleware(BodyLimitMiddleware, limit=settings.limits.max_upload_bytes + (1 << 20))
+    app.add_middleware(AuthMiddleware, services=lambda: app.state.services)
+    app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
     for module in (datasets, recommend, jobs, sweeps, meta_learner, system):
         app.include_router(module.router)
     return app

@@ -89,7 +89,16 @@ class Settings(BaseSettings):
     ray_address: str | None = None
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=0, le=65535)
-    auth: bool = Field(True, description="require an API key on write routes")
+    auth: bool = Field(
+        True,
+        description="require an API key (read, write or admin scope) on every route but "
+        "/health, /metrics and the docs",
+    )
+    public_reads: bool = Field(
+        False,
+        description="with auth on, let GET requests through without a key and show them every key's objects "
+        "(logged loudly at start-up); writes still need a key",
+    )
     embedded_worker: bool = Field(True, description="`serve` also runs the executor")
     auto_migrate: bool = Field(True, description="apply database migrations at startup")
     log_level: str = "info"

@@ -9,7 +9,7 @@ from typing import Any
 from fastapi import APIRouter, Response
 from pydantic_core import to_json
 
-from app.deps import ServicesDep, WriteAccess
+from app.deps import ReadCaller, ServicesDep, WriteCaller
 from app.domain import Recommendation
 from app.schemas.common import ModelDescriptorPublic, errors
 from app.schemas.recommend import RecommendationPublic, RecommendedPipeline, RecommendRequest
@@ -52,6 +52,8 @@ def _render(rec: Recommendation) -> bytes:
                     "student_descriptor": _descriptor(item["student_descriptor"]),
                     "predicted_ratio": item["predicted_ratio"],
                     "interval": item["interval"],
+                    "interval_coverage": item.get("interval_coverage"),
+                    "expected_best_of_k": item.get("expected_best_of_k"),
                     "explanation": item["explanation"],
                 }
                 for item in rec.items
@@ -85,17 +87,18 @@ def _rendered(rec: Recommendation) -> bytes:
 @router.post(
     "/recommend",
     status_code=201,
-    dependencies=[WriteAccess],
     response_model=RecommendationPublic,
     responses=errors(401, 403, 404, 422, 424, 503),
 )
-async def recommend(services: ServicesDep, body: RecommendRequest) -> Response:
+async def recommend(services: ServicesDep, caller: WriteCaller, body: RecommendRequest) -> Response:
     """Rank pipelines with the active meta-learner; the answer is stored as a recommendation that
     ``POST /jobs`` can reference by id and rank."""
-    rec = await services.recommend.recommend_async(body)
+    rec = await services.recommend.recommend_async(body, caller)
     return Response(_rendered(rec), status_code=201, media_type="application/json")
 
 
-@router.get("/recommendations/{recommendation_id}", responses=errors(404))
-def get_recommendation(services: ServicesDep, recommendation_id: str) -> RecommendationPublic:
-    return _public(services.store.recommendations.get(recommendation_id))
+@router.get("/recommendations/{recommendation_id}", responses=errors(401, 404))
+def get_recommendation(
+    services: ServicesDep, caller: ReadCaller, recommendation_id: str
+) -> RecommendationPublic:
+    return _public(services.store.recommendations.get(recommendation_id, owner=caller.owner))

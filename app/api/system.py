@@ -19,11 +19,12 @@ class HealthPublic(BaseModel):
     executor: str
     executor_running: bool
     auth: bool
+    public_reads: bool
 
 
 @router.get("/health")
 def health(services: ServicesDep) -> HealthPublic:
-    """Liveness and the database connection."""
+    """Liveness and the database connection (public: no key needed)."""
     import models
 
     try:
@@ -39,10 +40,11 @@ def health(services: ServicesDep) -> HealthPublic:
         executor=services.settings.executor,
         executor_running=executor is not None and executor.alive(),
         auth=services.settings.auth,
+        public_reads=services.settings.auth and services.settings.public_reads,
     )
 
 
 @router.get("/metrics", response_class=Response, responses={200: {"content": {"text/plain": {}}}})
 def metrics(request: Request) -> Response:
-    """Prometheus exposition format."""
+    """Prometheus exposition format (public: aggregate counts only, for scrapers)."""
     return Response(request.app.state.metrics.render(), media_type=CONTENT_TYPE)

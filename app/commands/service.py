@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 import signal
 import threading
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -21,6 +22,15 @@ DataDir = Annotated[Path | None, typer.Option(help="data directory (database, da
 DatabaseUrl = Annotated[str | None, typer.Option(help="SQLAlchemy URL, e.g. postgresql+psycopg://...")]
 ExecutorOpt = Annotated[str | None, typer.Option("--executor", help="local | ray | inline")]
 RayAddress = Annotated[str | None, typer.Option(help="Ray cluster address, e.g. 127.0.0.1:6380")]
+
+
+class KeyScopeOpt(StrEnum):
+    """``app.domain.KeyScope`` for the CLI (importing the domain loads the KD config models, 0.1 s
+    at every CLI start)."""
+
+    read = "read"
+    write = "write"
+    admin = "admin"
 
 
 def _settings(**overrides: Any) -> Any:
@@ -50,6 +60,14 @@ def serve(
     no_auth: Annotated[
         bool, typer.Option("--no-auth", help="no API keys (loopback hosts only; logged)")
     ] = False,
+    public_reads: Annotated[
+        bool,
+        typer.Option(
+            "--public-reads",
+            help="GET routes open without a key and show every key's objects (logged loudly); "
+            "writes still need a key",
+        ),
+    ] = False,
     log_level: Annotated[str, typer.Option(help="debug, info, warning")] = "info",
     workers: Annotated[
         int | None, typer.Option(help="API processes (default 1; one per core for throughput)")
@@ -69,6 +87,7 @@ def serve(
         ray_address=ray_address,
         embedded_worker=worker,
         auth=False if no_auth else None,
+        public_reads=True if public_reads else None,
         log_level=log_level,
         api_workers=workers,
     )
@@ -110,6 +129,7 @@ def _serve_processes(settings: Any) -> None:
     env = {
         "AUTODISTILLER_DATA_DIR": str(settings.data_dir),
         "AUTODISTILLER_AUTH": str(settings.auth).lower(),
+        "AUTODISTILLER_PUBLIC_READS": str(settings.public_reads).lower(),
         "AUTODISTILLER_EXECUTOR": settings.executor,
         "AUTODISTILLER_LOG_LEVEL": settings.log_level,
         "AUTODISTILLER_AUTO_MIGRATE": "false",
@@ -214,22 +234,33 @@ def _store(data_dir: Path | None, database_url: str | None) -> Any:
 @keys_cli.command("create")
 def keys_create(
     name: Annotated[str, typer.Argument(help="who or what uses the key")],
+    scope: Annotated[
+        KeyScopeOpt,
+        typer.Option(
+            "--scope",
+            help="read: list and download its own objects; write: also create, cancel, delete them; "
+            "admin: every key's objects, and meta-learner refits",
+        ),
+    ] = KeyScopeOpt.write,
     data_dir: DataDir = None,
     database_url: DatabaseUrl = None,
 ) -> None:
     """Create an API key; it is printed once and only its hash is stored."""
     store = _store(data_dir, database_url)
-    key, token = store.api_keys.create(name)
-    typer.echo(f"created key {key.id} ({key.name}); send it as X-API-Key (shown only now):", err=True)
+    key, token = store.api_keys.create(name, scope.value)
+    typer.echo(
+        f"created {key.scope.value} key {key.id} ({key.name}); send it as X-API-Key (shown only now):",
+        err=True,
+    )
     typer.echo(token)
 
 
 @keys_cli.command("list")
 def keys_list(data_dir: DataDir = None, database_url: DatabaseUrl = None) -> None:
-    """List keys (ids, names, prefixes; never the keys themselves)."""
+    """List keys (ids, names, scopes, prefixes; never the keys themselves)."""
     for key in _store(data_dir, database_url).api_keys.list():
         state = f"revoked {key.revoked_at:%Y-%m-%d}" if key.revoked_at else "active"
-        typer.echo(f"{key.id}  {key.name}  adk_{key.prefix}_…  {state}")
+        typer.echo(f"{key.id}  {key.name}  {key.scope.value}  adk_{key.prefix}_…  {state}")
 
 
 @keys_cli.command("revoke")

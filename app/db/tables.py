@@ -66,6 +66,9 @@ class DatasetRow(Base):
     meta_features: Mapped[dict[str, Any]] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # the API key that created the row (None: made with auth off, by the CLI, or before keys had
+    # owners); not a foreign key: keys are revoked, never deleted
+    owner_key_id: Mapped[str | None] = mapped_column(String(32), index=True)
 
 
 class RecommendationRow(Base):
@@ -79,6 +82,9 @@ class RecommendationRow(Base):
     meta_learner_version: Mapped[int | None] = mapped_column(Integer)
     items: Mapped[list[Any]] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    # the API key that created the row (None: made with auth off, by the CLI, or before keys had
+    # owners); not a foreign key: keys are revoked, never deleted
+    owner_key_id: Mapped[str | None] = mapped_column(String(32), index=True)
 
 
 class JobRow(Base):
@@ -109,6 +115,9 @@ class JobRow(Base):
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     last_claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # the API key that created the row (None: made with auth off, by the CLI, or before keys had
+    # owners); not a foreign key: keys are revoked, never deleted
+    owner_key_id: Mapped[str | None] = mapped_column(String(32), index=True)
 
 
 class JobEventRow(Base):
@@ -146,6 +155,9 @@ class SweepRow(Base):
     request: Mapped[dict[str, Any]] = mapped_column(JSON)
     n_runs: Mapped[int] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    # the API key that created the row (None: made with auth off, by the CLI, or before keys had
+    # owners); not a foreign key: keys are revoked, never deleted
+    owner_key_id: Mapped[str | None] = mapped_column(String(32), index=True)
 
 
 class SweepRunRow(Base):
@@ -175,6 +187,7 @@ class ApiKeyRow(Base):
     name: Mapped[str] = mapped_column(String(100))
     prefix: Mapped[str] = mapped_column(String(16), unique=True)
     key_hash: Mapped[str] = mapped_column(String(64))
+    scope: Mapped[str] = mapped_column(String(16))  # app.domain.KeyScope
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime())

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from app.domain import Dataset, utcnow
+from app.domain import SYSTEM, Caller, Dataset, utcnow
 from app.errors import DatasetTooLargeError, InvalidRequestError, UploadTooLargeError
 from app.services.meta_features import MetaFeatureComputer
 from app.settings import Settings
@@ -108,9 +108,15 @@ class DatasetService:
         return written
 
     def upload(
-        self, stream: BinaryIO, filename: str, options: UploadOptions, name: str | None = None
+        self,
+        stream: BinaryIO,
+        filename: str,
+        options: UploadOptions,
+        name: str | None = None,
+        caller: Caller = SYSTEM,
     ) -> Dataset:
-        """Store an uploaded table, validate it, compute its meta-features and register it.
+        """Store an uploaded table, validate it, compute its meta-features and register it (as
+        ``caller``'s).
 
         Raises:
             UploadTooLargeError, DatasetTooLargeError: Limits exceeded.
@@ -139,13 +145,15 @@ class DatasetService:
                 path=path,
                 options=options.as_loader_kwargs(),
                 name=name or _display_name(filename),
+                owner_key_id=caller.key_id,
             )
         except BaseException:
             shutil.rmtree(folder, ignore_errors=True)
             raise
 
-    def register_builtin(self, builtin: str, name: str | None = None) -> Dataset:
-        """Register a built-in dataset (``rt_polarity_200``, ``rotten_tomatoes@500``, ...)."""
+    def register_builtin(self, builtin: str, name: str | None = None, caller: Caller = SYSTEM) -> Dataset:
+        """Register a built-in dataset (``rt_polarity_200``, ``rotten_tomatoes@500``, ...) as
+        ``caller``'s; every key can read and use it, only its owner (or an admin) delete it."""
         from models.data.loader import load_builtin_request
 
         # Names only, never files: the same answer whether or not a file of that name exists.
@@ -160,6 +168,7 @@ class DatasetService:
             path=None,
             options={},
             name=name or dataset.name,
+            owner_key_id=caller.key_id,
         )
 
     def _load(self, path: Path, options: UploadOptions) -> Any:
@@ -210,6 +219,7 @@ class DatasetService:
         path: Path | None,
         options: dict[str, Any],
         name: str,
+        owner_key_id: str | None,
     ) -> Dataset:
         meta = self.meta_features.compute(dataset)
         record = Dataset(
@@ -227,12 +237,13 @@ class DatasetService:
             options=options,
             meta_features=meta,
             created_at=utcnow(),
+            owner_key_id=owner_key_id,
         )
         return self.store.datasets.create(record, str(path) if path else None)
 
-    def delete(self, dataset_id: str) -> None:
-        """Delete a dataset that no queued or running job uses, and its stored file."""
-        path = self.store.datasets.delete(dataset_id)
+    def delete(self, dataset_id: str, caller: Caller = SYSTEM) -> None:
+        """Delete a dataset of ``caller``'s that no queued or running job uses, and its stored file."""
+        path = self.store.datasets.delete(dataset_id, owner=caller.owner)
         if path:
             shutil.rmtree(Path(path).parent, ignore_errors=True)
 

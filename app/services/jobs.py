@@ -7,7 +7,7 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from app.domain import Dataset, Job, JobEvent, JobStatus, Resources
+from app.domain import SYSTEM, Caller, Dataset, Job, JobEvent, JobStatus, Resources
 from app.errors import IdempotencyConflictError, InvalidRequestError
 from app.schemas.jobs import JobCreate
 from app.services.artifacts import ArtifactStore
@@ -56,13 +56,15 @@ class JobService:
         self.artifacts = artifacts
         self.wake = wake
 
-    def _pipeline(self, req: JobCreate) -> tuple[KDConfig, str, StudentSpec, dict[str, Any] | None]:
+    def _pipeline(
+        self, req: JobCreate, caller: Caller
+    ) -> tuple[KDConfig, str, StudentSpec, dict[str, Any] | None]:
         """The KD config, teacher and student, from the request or its recommendation (and what it said)."""
         if req.recommendation_id is None:
             if req.kd_config is None:
                 raise InvalidRequestError("give kd_config or recommendation_id and rank")
             return req.kd_config, req.teacher or DEFAULT_TEACHER, req.student or DEFAULT_STUDENT, None
-        rec = self.store.recommendations.get(req.recommendation_id)
+        rec = self.store.recommendations.get(req.recommendation_id, owner=caller.owner)
         if rec.dataset_id is not None and rec.dataset_id != req.dataset_id:
             raise InvalidRequestError(
                 f"recommendation {rec.id} was made for dataset {rec.dataset_id}, not {req.dataset_id}"
@@ -91,8 +93,10 @@ class JobService:
         }
         return kd_config, teacher, student, source
 
-    def _spec(self, req: JobCreate, dataset: Dataset) -> tuple[DistillSpec, dict[str, Any] | None]:
-        kd_config, teacher_name, student, source = self._pipeline(req)
+    def _spec(
+        self, req: JobCreate, dataset: Dataset, caller: Caller
+    ) -> tuple[DistillSpec, dict[str, Any] | None]:
+        kd_config, teacher_name, student, source = self._pipeline(req, caller)
         teacher = self.catalog.teacher(teacher_name)
         student, s_desc = self.catalog.student(student, teacher)
         kd_config = KDConfig.from_dict(
@@ -123,8 +127,11 @@ class JobService:
         if reasons:
             raise ComponentUnavailableError("the pipeline cannot run on this server: " + "; ".join(reasons))
 
-    def submit(self, req: JobCreate) -> tuple[Job, bool]:
+    def submit(self, req: JobCreate, caller: Caller = SYSTEM) -> tuple[Job, bool]:
         """Validate and queue a distillation job; an idempotent replay returns the first job.
+
+        The job belongs to ``caller``'s key; its dataset and recommendation must be ones the
+        caller can see (another key's are "not found").
 
         Returns:
             ``(job, created)``.
@@ -137,9 +144,9 @@ class JobService:
         if req.idempotency_key is not None:
             existing = self.store.jobs.by_idempotency_key(req.idempotency_key)
             if existing is not None:
-                return self._replay(existing, digest), False
-        dataset = self.store.datasets.get(req.dataset_id)
-        spec, recommendation = self._spec(req, dataset)
+                return self._replay(existing, digest, caller), False
+        dataset = self.store.datasets.get(req.dataset_id, owner=caller.owner)
+        spec, recommendation = self._spec(req, dataset, caller)
         budget = req.resources.time_budget_s or self.settings.limits.default_time_budget_s
         if budget > self.settings.limits.max_time_budget_s:
             raise InvalidRequestError(
@@ -161,14 +168,19 @@ class JobService:
             rank=req.rank,
             idempotency_key=req.idempotency_key,
             request_hash=digest,
+            owner_key_id=caller.key_id,
         )
         if not created:
-            return self._replay(job, digest), False
+            return self._replay(job, digest, caller), False
         self.wake()
         return job, True
 
     @staticmethod
-    def _replay(job: Job, digest: str) -> Job:
+    def _replay(job: Job, digest: str, caller: Caller) -> Job:
+        if not caller.owns(job.owner_key_id):  # another key's job: say nothing about it
+            raise IdempotencyConflictError(
+                f"idempotency key {job.idempotency_key!r} is already in use; choose another"
+            )
         if job.request_hash != digest:
             raise IdempotencyConflictError(
                 f"idempotency key {job.idempotency_key!r} was already used for a different request "
@@ -176,18 +188,27 @@ class JobService:
             )
         return job
 
-    def cancel(self, job_id: str) -> Job:
+    def cancel(self, job_id: str, caller: Caller = SYSTEM) -> Job:
+        self.store.jobs.get(job_id, owner=caller.owner)  # another key's job is "not found"
         job = self.store.jobs.request_cancel(job_id)
         self.wake()
         return job
 
     def list(
-        self, *, status: JobStatus | None, dataset_id: str | None, offset: int, limit: int
+        self,
+        *,
+        status: JobStatus | None,
+        dataset_id: str | None,
+        offset: int,
+        limit: int,
+        caller: Caller = SYSTEM,
     ) -> tuple[list[Job], int]:
-        return self.store.jobs.list(status=status, dataset_id=dataset_id, offset=offset, limit=limit)
+        return self.store.jobs.list(
+            status=status, dataset_id=dataset_id, owner=caller.owner, offset=offset, limit=limit
+        )
 
-    def get(self, job_id: str) -> Job:
-        return self.store.jobs.get(job_id)
+    def get(self, job_id: str, caller: Caller = SYSTEM) -> Job:
+        return self.store.jobs.get(job_id, owner=caller.owner)
 
     def events(self, job_id: str, after_id: int = 0, limit: int = 500) -> list[JobEvent]:
         return self.store.jobs.events(job_id, after_id=after_id, limit=limit)

@@ -6,6 +6,7 @@ so the top ``k`` of each such key (and ``k``) are memoised in a small LRU owned 
 the costly part of a ranking. Likewise an identical
 request under the same version returns the recommendation resource stored for the first one
 (same id): jobs reference recommendations by (id, rank), and equal questions get equal answers.
+A recommendation belongs to the API key that asked, so the stored answer is reused per key.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import Any
 
 from fastapi.concurrency import run_in_threadpool
 
-from app.domain import MetaLearnerVersion, Recommendation
+from app.domain import SYSTEM, Caller, MetaLearnerVersion, Recommendation
 from app.errors import InvalidRequestError
 from app.schemas.recommend import RecommendRequest
 from app.services.meta_features import with_teacher
@@ -58,9 +59,9 @@ class RecommendService:
                 return cache[key]
         return None
 
-    def _context(self, req: RecommendRequest) -> tuple[dict[str, float | None], str]:
+    def _context(self, req: RecommendRequest, caller: Caller) -> tuple[dict[str, float | None], str]:
         if req.dataset_id is not None:
-            dataset = self.store.datasets.get(req.dataset_id)
+            dataset = self.store.datasets.get(req.dataset_id, owner=caller.owner)
             return dict(dataset.meta_features), dataset.task_kind
         meta = dict(req.meta_features or {})
         if req.task_kind is not None:
@@ -90,20 +91,21 @@ class RecommendService:
         self._remember(self._cache, key, ranked)
         return ranked
 
-    def recommend(self, req: RecommendRequest) -> Recommendation:
+    def recommend(self, req: RecommendRequest, caller: Caller = SYSTEM) -> Recommendation:
         """Rank pipelines (and, under a budget, students) and store the recommendation.
 
         Raises:
             InvalidRequestError: k above the limit, no student within the budget, bad input.
             MetaLearnerUnavailableError: No meta-learner and too few records to fit one.
         """
-        answer, fresh = self._answer(req, self._context(req), self.meta_learners.current())
+        answer, fresh = self._answer(req, self._context(req, caller), self.meta_learners.current(), caller)
         if fresh:
             self.store.recommendations.save(answer)
-            self._remember(self._answers, self._answer_key(answer.meta_learner_version, req), answer)
+            key = self._answer_key(answer.meta_learner_version, req, caller)
+            self._remember(self._answers, key, answer)
         return answer
 
-    async def recommend_async(self, req: RecommendRequest) -> Recommendation:
+    async def recommend_async(self, req: RecommendRequest, caller: Caller = SYSTEM) -> Recommendation:
         """:meth:`recommend` for the API.
 
         The ranking is about a millisecond of CPU under the GIL: handing it to a thread made each
@@ -122,16 +124,16 @@ class RecommendService:
         # of a millisecond; a Postgres read is a network round trip, left to a thread
         no_wait = req.dataset_id is None or self.store.db.dialect == "sqlite"
         if no_wait and (req.student is None or req.student.checkpoint is None) and loaded is not None:
-            context = self._context(req)
+            context = self._context(req, caller)
             if self._shape(loaded[0].version, req, context[1]) in self._warm:
-                inline = self._answer(req, context, loaded)
+                inline = self._answer(req, context, loaded, caller)
         if inline is not None:
             answer, fresh = inline
         else:
 
             def in_thread() -> tuple[Recommendation, bool, str]:
-                known = context if context is not None else self._context(req)  # read once
-                return *self._answer(req, known, self.meta_learners.current()), known[1]
+                known = context if context is not None else self._context(req, caller)  # read once
+                return *self._answer(req, known, self.meta_learners.current(), caller), known[1]
 
             answer, fresh, task_kind = await run_in_threadpool(in_thread)
             shape = self._shape(answer.meta_learner_version, req, task_kind)
@@ -149,7 +151,8 @@ class RecommendService:
                 gc.freeze()
         if fresh:
             await self.store.recommendations.save_async(answer)
-            self._remember(self._answers, self._answer_key(answer.meta_learner_version, req), answer)
+            key = self._answer_key(answer.meta_learner_version, req, caller)
+            self._remember(self._answers, key, answer)
         return answer
 
     @staticmethod
@@ -160,14 +163,15 @@ class RecommendService:
         return (version, req.teacher, student, budget, task_kind)
 
     @staticmethod
-    def _answer_key(version: int | None, req: RecommendRequest) -> tuple[Any, ...]:
-        return (version, req.model_dump_json())
+    def _answer_key(version: int | None, req: RecommendRequest, caller: Caller) -> tuple[Any, ...]:
+        return (version, caller.key_id, req.model_dump_json())
 
     def _answer(
         self,
         req: RecommendRequest,
         context: tuple[dict[str, float | None], str],
         loaded: tuple[MetaLearnerVersion, Any],
+        caller: Caller,
     ) -> tuple[Recommendation, bool]:
         """The stored answer to the same question under the same meta-learner (and False), or a
         new, not yet stored recommendation (and True). ``context`` is :meth:`_context`'s (which
@@ -176,7 +180,9 @@ class RecommendService:
             raise InvalidRequestError(f"k must be at most {self.settings.limits.max_recommendations}")
         meta, task_kind = context
         version, learner = loaded
-        if (answer := self._recall(self._answers, self._answer_key(version.version, req))) is not None:
+        if (
+            answer := self._recall(self._answers, self._answer_key(version.version, req, caller))
+        ) is not None:
             return answer, False
         teacher = self.catalog.teacher(req.teacher)
         if req.budget is not None:
@@ -188,11 +194,11 @@ class RecommendService:
         meta = with_teacher(meta, teacher.descriptor, None)
         merged = []
         for spec, desc in students:
-            for rec in self._ranked(
-                version.version, learner, meta, teacher.descriptor, desc, task_kind, req.k
-            ):
-                merged.append((rec, spec, desc))
-        merged.sort(key=lambda item: -item[0].predicted_ratio)
+            ranked = self._ranked(version.version, learner, meta, teacher.descriptor, desc, task_kind, req.k)
+            merged.extend((pick, rec, spec, desc) for pick, rec in enumerate(ranked))
+        # each student's picks are a portfolio in pick order: students take turns, the better
+        # predicted first in each turn
+        merged.sort(key=lambda item: (item[0], -item[1].predicted_ratio))
         items = [
             {
                 "rank": rank,
@@ -201,9 +207,11 @@ class RecommendService:
                 "student_descriptor": desc.to_dict(),
                 "predicted_ratio": rec.predicted_ratio,
                 "interval": list(rec.interval),
+                "interval_coverage": rec.interval_coverage,
+                "expected_best_of_k": rec.expected_best_of_k,
                 "explanation": rec.explanation,
             }
-            for rank, (rec, spec, desc) in enumerate(merged[: req.k], start=1)
+            for rank, (_, rec, spec, desc) in enumerate(merged[: req.k], start=1)
         ]
         answer = self.store.recommendations.new(
             dataset_id=req.dataset_id,
@@ -212,5 +220,6 @@ class RecommendService:
             k=req.k,
             meta_learner_version=version.version,
             items=items,
+            owner_key_id=caller.key_id,
         )
         return answer, True

@@ -14,7 +14,7 @@ import logging
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from app.domain import Dataset, JobStatus, Sweep, SweepRun
+from app.domain import SYSTEM, Caller, Dataset, JobStatus, Sweep, SweepRun
 from app.errors import InvalidRequestError
 from app.schemas.jobs import JobCreate, ResourcesIn
 from app.schemas.sweeps import SweepCreate
@@ -50,18 +50,18 @@ class SweepService:
         self.jobs = jobs
 
     # ---- planning -----------------------------------------------------------------------------
-    def plan(self, req: SweepCreate) -> tuple[list[PlannedRun], dict[str, Dataset]]:
+    def plan(self, req: SweepCreate, caller: Caller = SYSTEM) -> tuple[list[PlannedRun], dict[str, Dataset]]:
         """The planned runs of ``req`` and the datasets by digest (nothing is stored).
 
         Raises:
-            NotFoundError: An unknown dataset.
+            NotFoundError: An unknown dataset (or one ``caller`` cannot see).
             InvalidRequestError: A dataset or student listed twice, or nothing runnable.
         """
         from recommender.sweep import SWEEP_GRID, SweepGroup, plan_sweep
 
         if len(set(req.dataset_ids)) != len(req.dataset_ids):
             raise InvalidRequestError("dataset_ids lists a dataset twice")
-        datasets = [self.store.datasets.get(i) for i in req.dataset_ids]
+        datasets = [self.store.datasets.get(i, owner=caller.owner) for i in req.dataset_ids]
         by_digest = {d.digest: d for d in datasets}
         if len(by_digest) != len(datasets):
             raise InvalidRequestError("two of the datasets have the same content (digest)")
@@ -88,9 +88,9 @@ class SweepService:
         return runs, by_digest
 
     # ---- creating -----------------------------------------------------------------------------
-    def create(self, req: SweepCreate) -> Sweep:
+    def create(self, req: SweepCreate, caller: Caller = SYSTEM) -> Sweep:
         """Plan ``req`` and queue a job for every run not answered yet (see the module docstring)."""
-        runs, datasets = self.plan(req)
+        runs, datasets = self.plan(req, caller)
         name = req.name or f"sweep of {len(runs)} runs"
         return self.submit(
             runs,
@@ -99,6 +99,7 @@ class SweepService:
             request=req.model_dump(mode="json"),
             resources=req.resources,
             deliver=req.deliver,
+            caller=caller,
         )
 
     def submit(
@@ -110,19 +111,22 @@ class SweepService:
         request: dict[str, Any],
         resources: ResourcesIn | None = None,
         deliver: bool = False,
+        caller: Caller = SYSTEM,
     ) -> Sweep:
         """Store a sweep of planned runs (``recommender.sweep.PlannedRun``), queueing what is missing.
 
         Every job is validated like a ``POST /jobs`` request before it is queued. ``deliver``: export
         each run's student and build its report card (off by default: sweep runs feed the history;
-        ``autodistiller export RUN_DIR`` delivers any of them later).
+        ``autodistiller export RUN_DIR`` delivers any of them later). The sweep and its jobs
+        belong to ``caller``; a caller confined to its own objects reuses only its own jobs and
+        records (and the imported ones), never another key's.
         """
         keys = [r.run_key for r in runs]
         if len(set(keys)) != len(keys):
             raise InvalidRequestError("the sweep lists the same run twice")
-        jobs = self.store.sweeps.latest_jobs(keys)
-        recorded = self.store.sweeps.records_by_run_key()
-        sweep = self.store.sweeps.create(name, request, len(runs))
+        jobs = self.store.sweeps.latest_jobs(keys, owner=caller.owner)
+        recorded = self.store.sweeps.records_by_run_key(owner=caller.owner)
+        sweep = self.store.sweeps.create(name, request, len(runs), owner_key_id=caller.key_id)
         queued = 0
         for run in runs:
             dataset = datasets[run.group.dataset_key]
@@ -132,7 +136,7 @@ class SweepService:
             elif run.run_key in recorded:
                 job_id = None
             else:
-                job_id = self._queue(run, dataset, resources or ResourcesIn(), deliver)
+                job_id = self._queue(run, dataset, resources or ResourcesIn(), deliver, caller)
                 queued += 1
             self.store.sweeps.add_run(
                 sweep.id,
@@ -145,7 +149,9 @@ class SweepService:
         log.info("sweep %s: %d runs, %d new jobs", sweep.id, len(runs), queued)
         return sweep
 
-    def _queue(self, run: PlannedRun, dataset: Dataset, resources: ResourcesIn, deliver: bool) -> str:
+    def _queue(
+        self, run: PlannedRun, dataset: Dataset, resources: ResourcesIn, deliver: bool, caller: Caller
+    ) -> str:
         req = JobCreate(
             dataset_id=dataset.id,
             kd_config=run.kd_config,
@@ -156,20 +162,24 @@ class SweepService:
             deliver=deliver,
             measure_latency=False,  # a sweep run feeds the history, which does not use its latency
         )
-        job, _ = self.jobs.submit(req)
+        job, _ = self.jobs.submit(req, caller)
         return job.id
 
     # ---- reading ------------------------------------------------------------------------------
-    def get(self, sweep_id: str) -> tuple[Sweep, list[SweepRun]]:
-        return self.store.sweeps.get(sweep_id), self.store.sweeps.runs(sweep_id)
+    def get(self, sweep_id: str, caller: Caller = SYSTEM) -> tuple[Sweep, list[SweepRun]]:
+        owner = caller.owner
+        return self.store.sweeps.get(sweep_id, owner=owner), self.store.sweeps.runs(sweep_id, owner=owner)
 
-    def list(self, *, offset: int, limit: int) -> tuple[list[tuple[Sweep, list[SweepRun]]], int]:
-        sweeps, count = self.store.sweeps.list(offset=offset, limit=limit)
-        return [(s, self.store.sweeps.runs(s.id)) for s in sweeps], count
+    def list(
+        self, *, offset: int, limit: int, caller: Caller = SYSTEM
+    ) -> tuple[list[tuple[Sweep, list[SweepRun]]], int]:
+        owner = caller.owner
+        sweeps, count = self.store.sweeps.list(offset=offset, limit=limit, owner=owner)
+        return [(s, self.store.sweeps.runs(s.id, owner=owner)) for s in sweeps], count
 
-    def records(self, sweep_id: str) -> list[dict[str, Any]]:
+    def records(self, sweep_id: str, caller: Caller = SYSTEM) -> list[dict[str, Any]]:
         """The sweep records of the sweep's finished runs, each with ``raw.run_key``."""
-        return self.store.sweeps.records(sweep_id)
+        return self.store.sweeps.records(sweep_id, owner=caller.owner)
 
     def job_record(self, job_id: str) -> dict[str, Any] | None:
         """The sweep record a job appended, with ``raw.run_key`` when the job belongs to a sweep."""

@@ -14,7 +14,7 @@ from sqlalchemy import select, update
 
 from app.db.engine import Database
 from app.db.tables import ApiKeyRow
-from app.domain import ApiKey, utcnow
+from app.domain import ApiKey, KeyScope, utcnow
 from app.errors import NotFoundError
 
 KEY_PREFIX = "adk"
@@ -37,6 +37,7 @@ def _to_domain(row: ApiKeyRow) -> ApiKey:
         created_at=row.created_at,
         revoked_at=row.revoked_at,
         last_used_at=row.last_used_at,
+        scope=KeyScope(row.scope),
     )
 
 
@@ -46,17 +47,27 @@ class ApiKeyStore:
         self._verified: dict[str, tuple[ApiKey, float]] = {}  # token hash -> (key, trusted until)
         self._lock = threading.Lock()
 
-    def create(self, name: str) -> tuple[ApiKey, str]:
+    def create(self, name: str, scope: KeyScope | str = KeyScope.WRITE) -> tuple[ApiKey, str]:
         """Create a key; the secret token is returned once and never stored.
+
+        Args:
+            name: Who or what uses the key.
+            scope: ``read``, ``write`` (the default) or ``admin`` (see :class:`KeyScope`).
 
         Returns:
             ``(key, token)`` where ``token`` looks like ``adk_<prefix>_<secret>``.
         """
+        scope = KeyScope(scope)  # an unknown scope is a ValueError before anything is stored
         prefix = secrets.token_hex(6)
         token = f"{KEY_PREFIX}_{prefix}_{secrets.token_urlsafe(32)}"
         with self.db.write() as s:
             row = ApiKeyRow(
-                id=uuid.uuid4().hex, name=name, prefix=prefix, key_hash=_hash(token), created_at=utcnow()
+                id=uuid.uuid4().hex,
+                name=name,
+                prefix=prefix,
+                key_hash=_hash(token),
+                scope=scope.value,
+                created_at=utcnow(),
             )
             s.add(row)
             s.flush()

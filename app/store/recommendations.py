@@ -23,6 +23,7 @@ def _to_domain(row: RecommendationRow) -> Recommendation:
         meta_learner_version=row.meta_learner_version,
         items=list(row.items),
         created_at=row.created_at,
+        owner_key_id=row.owner_key_id,
     )
 
 
@@ -45,6 +46,7 @@ class RecommendationStore:
         k: int,
         meta_learner_version: int | None,
         items: list[dict[str, Any]],
+        owner_key_id: str | None = None,
     ) -> Recommendation:
         """A recommendation with a fresh id, not stored yet (:meth:`save`)."""
         return Recommendation(
@@ -56,6 +58,7 @@ class RecommendationStore:
             meta_learner_version=meta_learner_version,
             items=items,
             created_at=utcnow(),
+            owner_key_id=owner_key_id,
         )
 
     # Once per /recommend: concurrent requests share a transaction (group commit), and a plain
@@ -70,9 +73,10 @@ class RecommendationStore:
         await self._inserts.insert_async(_row(rec))
         return rec
 
-    def get(self, recommendation_id: str) -> Recommendation:
+    def get(self, recommendation_id: str, *, owner: str | None = None) -> Recommendation:
+        """A recommendation; with ``owner``, only one that key asked for."""
         with self.db.read() as s:
             row = s.get(RecommendationRow, recommendation_id)
-            if row is None:
+            if row is None or (owner is not None and row.owner_key_id != owner):
                 raise NotFoundError("recommendation", recommendation_id)
             return _to_domain(row)

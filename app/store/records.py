@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, func, select
+from sqlalchemy import ColumnElement, and_, func, or_, select
 
 from app.db.engine import Database
-from app.db.tables import SweepRecordRow
+from app.db.tables import JobRow, SweepRecordRow
 from app.domain import StoredSweepRecord, utcnow
 
 
@@ -58,10 +58,19 @@ class SweepRecordStore:
         job_id: str | None = None,
         dataset_id: str | None = None,
         source: str | None = None,
+        owner: str | None = None,
         offset: int = 0,
         limit: int = 50,
     ) -> tuple[list[StoredSweepRecord], int]:
+        """A page of stored records, oldest first, and how many match.
+
+        ``owner`` keeps the records of that key's jobs and the imported ones (shared history);
+        every record still feeds the meta-learner (:meth:`all_records`).
+        """
         conds: list[ColumnElement[bool]] = []
+        if owner is not None:
+            own_jobs = select(JobRow.id).where(JobRow.owner_key_id == owner)
+            conds.append(or_(SweepRecordRow.job_id.is_(None), SweepRecordRow.job_id.in_(own_jobs)))
         if job_id is not None:
             conds.append(SweepRecordRow.job_id == job_id)
         if dataset_id is not None:

@@ -179,7 +179,8 @@ def meta_learner_artifact(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 # ---- the API ------------------------------------------------------------------------------------
 class Api:
-    """A TestClient plus the key and helpers the tests share."""
+    """A TestClient plus the key and helpers the tests share (the fixtures' key is an admin key:
+    it sees every object, as every key did before keys had scopes)."""
 
     def __init__(self, client: Any, key: str) -> None:
         self.client = client
@@ -190,6 +191,11 @@ class Api:
     def services(self) -> Any:
         return self.client.app.state.services
 
+    def as_new_key(self, scope: str = "write", name: str = "other") -> Api:
+        """The same client with a fresh key of ``scope``."""
+        _, key = self.services.store.api_keys.create(name, scope)
+        return Api(self.client, key)
+
     def post(self, url: str, **kw: Any) -> Any:
         return self.client.post(url, headers={**self.auth, **kw.pop("headers", {})}, **kw)
 
@@ -197,7 +203,7 @@ class Api:
         return self.client.delete(url, headers={**self.auth, **kw.pop("headers", {})}, **kw)
 
     def get(self, url: str, **kw: Any) -> Any:
-        return self.client.get(url, **kw)
+        return self.client.get(url, headers={**self.auth, **kw.pop("headers", {})}, **kw)
 
     def drain(self) -> None:
         """Run every queued job to the end with the fake runners, in this process."""
@@ -230,7 +236,7 @@ def make_api(tmp_path: Path, database_url: str, meta_learner_artifact: Path) -> 
         client = TestClient(create_app(settings))
         client.__enter__()
         clients.append(client)
-        _, key = client.app.state.services.store.api_keys.create("tests")
+        _, key = client.app.state.services.store.api_keys.create("tests", "admin")
         return Api(client, key)
 
     try:
