@@ -15,6 +15,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
+from app.api.redact import PathRedactionMiddleware, PathRedactor
 from app.errors import UploadTooLargeError, status_for
 from models.errors import AutoDistillerError
 
@@ -32,12 +33,37 @@ _HTTP_CODES = {
 }
 
 
+# Messages can echo client input (an id, a key, a path): bounded, so a 1 MB value is not sent back.
+MAX_MESSAGE = 1000
+MAX_DETAIL_MESSAGE = 300
+MAX_LOC_PART = 80
+MAX_DETAILS = 50
+
+
+def truncate(text: str, limit: int) -> str:
+    """``text`` cut to ``limit`` characters, saying how much was left out."""
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}... ({len(text) - limit} more characters)"
+
+
+def _loc_part(part: Any) -> Any:
+    return part if isinstance(part, int) else truncate(str(part), MAX_LOC_PART)
+
+
 def _validation_details(errors: list[Any]) -> list[dict[str, Any]]:
     # loc/msg/type only: "input" may echo large or sensitive values, "ctx" may hold exceptions
-    return [
-        {"loc": list(e.get("loc", ())), "msg": str(e.get("msg", "")), "type": str(e.get("type", ""))}
-        for e in errors
+    details = [
+        {
+            "loc": [_loc_part(p) for p in e.get("loc", ())],
+            "msg": truncate(str(e.get("msg", "")), MAX_DETAIL_MESSAGE),
+            "type": str(e.get("type", "")),
+        }
+        for e in errors[:MAX_DETAILS]
     ]
+    if len(errors) > MAX_DETAILS:
+        details.append({"loc": [], "msg": f"{len(errors) - MAX_DETAILS} more errors", "type": "truncated"})
+    return details
 
 
 def classify(exc: Exception) -> tuple[str, str, Any]:
@@ -57,7 +83,7 @@ def classify(exc: Exception) -> tuple[str, str, Any]:
 def error_response(
     code: str, message: str, details: Any = None, headers: dict[str, str] | None = None
 ) -> JSONResponse:
-    body = {"error": {"code": code, "message": message, "details": details}}
+    body = {"error": {"code": code, "message": truncate(message, MAX_MESSAGE), "details": details}}
     json.dumps(body)  # details are plain data by construction; fail loudly here if not
     if code == "unauthorized":
         headers = {**(headers or {}), "WWW-Authenticate": 'Bearer, ApiKey header="X-API-Key"'}
@@ -73,7 +99,8 @@ async def handle_error(request: Request, exc: Exception) -> JSONResponse:
 
 
 def install_error_handler(app: FastAPI) -> None:
-    """Register the one handler for every exception type that reaches the app."""
+    """Register the one handler for every exception type that reaches the app, and the
+    middleware that keeps server paths out of every text response (``app.api.redact``)."""
     for exc_type in (
         AutoDistillerError,
         RequestValidationError,
@@ -82,6 +109,19 @@ def install_error_handler(app: FastAPI) -> None:
         Exception,
     ):
         app.add_exception_handler(exc_type, handle_error)
+    app.add_middleware(PathRedactionMiddleware, redactor=lambda: redactor_of(app))
+
+
+def redactor_of(app: FastAPI) -> PathRedactor | None:
+    """The app's :class:`PathRedactor`, made once its services (and settings) exist."""
+    services = getattr(app.state, "services", None)
+    if services is None:
+        return None
+    cached = getattr(app.state, "path_redactor", None)
+    if cached is None or cached[0] is not services:
+        cached = (services, PathRedactor.for_settings(services.settings))
+        app.state.path_redactor = cached
+    return cached[1]
 
 
 class BodyLimitMiddleware:

@@ -8,7 +8,7 @@ from typing import Any, Literal, get_args
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from app.domain import Job, JobEvent, JobStatus
-from models.config import KDConfig, StudentSpec, TeacherTrainingConfig, TrainingConfig
+from models.config import KDConfig, ModelPath, StudentSpec, TeacherTrainingConfig, TrainingConfig
 
 ArtifactName = Literal[
     "report.json",
@@ -32,27 +32,29 @@ METRIC_KEYS = (
 
 
 class ResourcesIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     gpu: bool = Field(False, description="run on a worker with a GPU (the job waits for one)")
-    time_budget_s: int | None = Field(None, ge=1, description="wall-clock limit; default from the server")
+    time_budget_s: int | None = Field(
+        None, ge=1, le=10**8, description="wall-clock limit; default from the server"
+    )
 
 
 class JobCreate(BaseModel):
     """A distillation job: a dataset and either a pipeline or a recommendation and its rank."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     dataset_id: str = Field(min_length=1, max_length=64)
     kd_config: KDConfig | None = None
     recommendation_id: str | None = Field(None, min_length=1, max_length=64)
-    rank: int | None = Field(None, ge=1, description="1-based rank inside the recommendation")
+    rank: int | None = Field(None, ge=1, le=1000, description="1-based rank inside the recommendation")
     training: TrainingConfig | None = Field(
         None,
         description="training budget for a recommended pipeline (epochs, lengths, seed; not part of "
         "the pipeline itself); with kd_config, set kd_config.training instead",
     )
-    teacher: str | None = Field(None, min_length=1, max_length=500, description="default minilm-l6")
+    teacher: ModelPath | None = Field(None, description="default minilm-l6")
     student: StudentSpec | None = None
     teacher_training: TeacherTrainingConfig = TeacherTrainingConfig()
     train_no_kd_baseline: bool = False

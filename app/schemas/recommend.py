@@ -9,7 +9,32 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from app.schemas.common import ModelDescriptorPublic
-from models.config import KDConfig, StudentSpec
+from models.config import KDConfig, ModelPath, StudentSpec
+
+# The meta-feature keys ``recommender.meta_features`` computes (its module docstring lists them).
+# Inline meta-features must use these: an unknown key (a typo) would otherwise be silently ignored.
+META_FEATURE_KEYS = frozenset(
+    (
+        "n_train",
+        "log_n_train",
+        "n_labels",
+        "is_regression",
+        "is_pair",
+        "label_entropy",
+        "label_imbalance",
+        "len_mean",
+        "len_p50",
+        "len_p90",
+        "len_in_student_tokens",
+        "type_token_ratio",
+        "unk_rate",
+        *(f"emb_{i}" for i in range(8)),
+        "teacher_layers",
+        "teacher_hidden",
+        "teacher_params",
+        "teacher_score",
+    )
+)
 
 
 class StudentBudget(BaseModel):
@@ -17,7 +42,9 @@ class StudentBudget(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    max_params: int | None = Field(None, ge=1, description="most parameters (estimated from the config)")
+    max_params: int | None = Field(
+        None, ge=1, le=10**12, description="most parameters (estimated from the config)"
+    )
     max_layers: int | None = Field(None, ge=1, le=48, description="most transformer layers")
 
     @model_validator(mode="after")
@@ -32,22 +59,28 @@ class RecommendRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    dataset_id: str | None = None
+    dataset_id: str | None = Field(None, min_length=1, max_length=64)
     meta_features: dict[str, float | None] | None = Field(
-        None, description="inline meta-features (keys of recommender.meta_features) instead of a dataset"
+        None,
+        description="inline meta-features (keys of recommender.meta_features) instead of a dataset",
     )
     task_kind: Literal["classification", "regression"] | None = Field(
         None, description="needed with inline meta-features that lack is_regression"
     )
-    teacher: str = Field("minilm-l6", min_length=1, max_length=500, description="built-in name or model path")
+    teacher: ModelPath = Field("minilm-l6", description="built-in name or model path")
     student: StudentSpec | None = None
     budget: StudentBudget | None = None
-    k: int = Field(5, ge=1)
+    k: int = Field(5, ge=1, le=100)
 
     @model_validator(mode="after")
     def _check(self) -> RecommendRequest:
         if (self.dataset_id is None) == (self.meta_features is None):
             raise ValueError("give exactly one of dataset_id and meta_features")
+        unknown = sorted(k for k in self.meta_features or {} if k not in META_FEATURE_KEYS)
+        if unknown:  # named, but bounded: the message never echoes a huge key or thousands of them
+            shown = ", ".join(repr(k[:40]) for k in unknown[:5])
+            more = f" and {len(unknown) - 5} more" if len(unknown) > 5 else ""
+            raise ValueError(f"unknown meta_features key(s): {shown}{more}")
         bad = [k for k, v in (self.meta_features or {}).items() if v is not None and not math.isfinite(v)]
         if bad:  # JSON has no NaN or Infinity (a missing feature is null)
             raise ValueError(f"meta_features must be finite numbers or null: {', '.join(sorted(bad))}")

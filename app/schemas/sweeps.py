@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from app.domain import Sweep, SweepRun
 from app.schemas.jobs import ResourcesIn
-from models.config import KDConfig, StudentSpec, TeacherTrainingConfig, TrainingConfig
+from models.config import KDConfig, ModelPath, StudentSpec, TeacherTrainingConfig, TrainingConfig
 
 InterLoss = Literal["none", "mse", "cos", "ce", "att_mse", "pkd", "mi", "infonce", "tuba", "nwj"]
 Augmenter = Literal["contextual", "backtranslation", "random", "delete", "insert", "synonym", "embedding"]
@@ -22,16 +22,18 @@ class SweepGridIn(BaseModel):
     """Options of the swept space; a field left out keeps the default sweep grid's options
     (every engine component that can run on the server)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     intermediate_losses: list[InterLoss] | None = Field(None, min_length=1)
     strategies: list[Literal["skip", "last", "emd"]] | None = Field(None, min_length=1)
-    mi_alphas: list[Alpha] | None = Field(None, min_length=1, description="MI-alpha values in [0, 1]")
+    mi_alphas: list[Alpha] | None = Field(
+        None, min_length=1, max_length=101, description="MI-alpha values in [0, 1]"
+    )
     kd_losses: list[Literal["ce", "mse", "kl"]] | None = Field(None, min_length=1)
-    mixup: list[bool] | None = Field(None, min_length=1)
-    augmenters: list[Augmenter] | None = None
+    mixup: list[bool] | None = Field(None, min_length=1, max_length=2)
+    augmenters: list[Augmenter] | None = Field(None, max_length=7)
     max_pipeline_length: int | None = Field(None, ge=0, le=3, description="0 turns augmentation off")
-    aug_ps: list[AugP] | None = Field(None, min_length=1)
+    aug_ps: list[AugP] | None = Field(None, min_length=1, max_length=100)
 
     def overrides(self) -> dict[str, Any]:
         """The given fields as ``SearchGrid`` keyword arguments (lists become tuples)."""
@@ -42,11 +44,11 @@ class SweepGridIn(BaseModel):
 class SweepCreate(BaseModel):
     """A sweep: ``budget`` pipelines for every (dataset, student) pair, each an ordinary job."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     name: str | None = Field(None, max_length=200)
-    dataset_ids: list[str] = Field(min_length=1, max_length=50)
-    teacher: str | None = Field(None, min_length=1, max_length=500, description="default minilm-l6")
+    dataset_ids: list[Annotated[str, Field(min_length=1, max_length=64)]] = Field(min_length=1, max_length=50)
+    teacher: ModelPath | None = Field(None, description="default minilm-l6")
     students: list[StudentSpec] = Field(
         default_factory=lambda: [StudentSpec(num_layers=2)], min_length=1, max_length=10
     )
@@ -54,7 +56,9 @@ class SweepCreate(BaseModel):
         "grid", description="grid: the full grid in a balanced order; random: a seeded uniform sample"
     )
     budget: int = Field(ge=1, le=10_000, description="pipelines per (dataset, student) pair")
-    seed: int = Field(0, description="seed of the plan (the training seed is training.seed)")
+    seed: int = Field(
+        0, ge=0, le=2**32 - 1, description="seed of the plan (the training seed is training.seed)"
+    )
     grid: SweepGridIn | None = None
     training: TrainingConfig = Field(default_factory=TrainingConfig, description="settings of every run")
     teacher_training: TeacherTrainingConfig = TeacherTrainingConfig()

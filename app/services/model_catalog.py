@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -53,32 +54,82 @@ class ResolvedModel:
     config: dict[str, Any]
 
 
-def confine(path_text: str, roots: tuple[Path, ...]) -> Path:
+# Largest plausible shape of a model folder's config.json (the largest public encoders fit).
+PLAUSIBLE_MAXIMA = {
+    "num_hidden_layers": 256,
+    "hidden_size": 16384,
+    "num_attention_heads": 256,
+    "intermediate_size": 65536,
+    "vocab_size": 1_000_000,
+    "max_position_embeddings": 1_000_000,
+    "type_vocab_size": 1024,
+}
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def _shown(path_text: str) -> str:
+    """The client's path as a message quotes it: bounded (it is echoed input)."""
+    return repr(path_text if len(path_text) <= 200 else path_text[:200] + "...")
+
+
+def confine(path_text: str, roots: tuple[Path, ...], field: str = "model path") -> Path:
     """Resolve ``path_text`` (absolute, or relative to a root) to a model folder inside a root.
+
+    Messages name ``field`` and the client's text, never a root or a resolved path (server paths).
 
     Raises:
         PathNotAllowedError: The path escapes every root (``..``, symlinks, absolute elsewhere).
-        InvalidRequestError: It stays inside a root but names no model folder (no config.json).
+        InvalidRequestError: It has control characters (a NUL makes path calls raise), cannot be
+            a path at all, or stays inside a root but names no model folder (no config.json).
     """
-    candidate = Path(path_text).expanduser()
-    tries = [candidate] if candidate.is_absolute() else [root / candidate for root in roots]
+    if not path_text or _CONTROL.search(path_text):
+        raise InvalidRequestError(f"{field}: a model path must not be empty or contain control characters")
     inside = False
-    for attempt in tries:
-        resolved = attempt.resolve()
-        if not any(resolved.is_relative_to(root) for root in roots):
-            continue
-        inside = True
-        if (resolved / "config.json").is_file():
-            return resolved
+    try:
+        candidate = Path(path_text).expanduser()
+        tries = [candidate] if candidate.is_absolute() else [root / candidate for root in roots]
+        for attempt in tries:
+            resolved = attempt.resolve()
+            if not any(resolved.is_relative_to(root) for root in roots):
+                continue
+            inside = True
+            if (resolved / "config.json").is_file():
+                return resolved
+    except (OSError, ValueError, RuntimeError) as exc:  # too long, a symlink loop, ...
+        raise InvalidRequestError(f"{field}: {_shown(path_text)} is not a usable model path") from exc
     if inside:
         raise InvalidRequestError(
-            f"no model folder {path_text!r} (with config.json) under the model roots; "
+            f"{field}: no model folder {_shown(path_text)} (with config.json) under the model roots; "
             f"built-in teachers: {', '.join(BUILTIN_FACTS)}"
         )
     raise PathNotAllowedError(
-        f"model path {path_text!r} is outside the configured model roots; put models under one of: "
-        + ", ".join(str(r) for r in roots)
+        f"{field}: model path {_shown(path_text)} is outside the folders this server allows models "
+        "from; give the folder's path relative to a model root (the operator knows where they are)"
     )
+
+
+def relative_name(folder: Path, roots: tuple[Path, ...]) -> str:
+    """A confined folder as the client names it: relative to its model root (no server path)."""
+    for root in roots:
+        if folder.is_relative_to(root):
+            return folder.relative_to(root).as_posix() or "."
+    return folder.name
+
+
+def check_plausible(cfg: dict[str, Any], name: str) -> None:
+    """Refuse a model config whose shape is beyond any real model (it would be priced as such).
+
+    Raises:
+        InvalidRequestError: A size is not a positive integer within :data:`PLAUSIBLE_MAXIMA`.
+    """
+    for key, most in PLAUSIBLE_MAXIMA.items():
+        value = cfg.get(key)
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= most:
+            raise InvalidRequestError(
+                f"model {name!r}: {key} must be an integer in 0..{most}, got {str(value)[:40]}"
+            )
 
 
 def _is_builtin(name: str) -> bool:
@@ -149,11 +200,12 @@ class ModelCatalog:
                 cfg = _read_config(folder) if folder else dict(BUILTIN_FACTS[name])
                 resolved = ResolvedModel(name, _descriptor(name, cfg, _tokenizer_id(folder)), cfg)
             else:
-                folder = confine(name, self.model_roots)
-                cfg = _read_config(folder)
-                resolved = ResolvedModel(
-                    str(folder), _descriptor(str(folder), cfg, _tokenizer_id(folder)), cfg
-                )
+                folder = confine(name, self.model_roots, "teacher")
+                shown = relative_name(folder, self.model_roots)
+                cfg = _read_config(folder, shown)
+                check_plausible(cfg, shown)
+                # the worker gets the folder; clients, records and messages see its relative name
+                resolved = ResolvedModel(str(folder), _descriptor(shown, cfg, _tokenizer_id(folder)), cfg)
             self._teachers[name] = resolved
         return self._teachers[name]
 
@@ -162,10 +214,12 @@ class ModelCatalog:
         t_cfg = teacher.config
         n_teacher = int(t_cfg.get("num_hidden_layers") or 0)
         if spec.checkpoint is not None:
-            folder = confine(spec.checkpoint, self.model_roots)
-            cfg = _read_config(folder)
+            folder = confine(spec.checkpoint, self.model_roots, "student.checkpoint")
+            shown = relative_name(folder, self.model_roots)
+            cfg = _read_config(folder, shown)
+            check_plausible(cfg, shown)
             return spec.model_copy(update={"checkpoint": str(folder)}), _descriptor(
-                spec.describe(), cfg, _tokenizer_id(folder)
+                shown, cfg, _tokenizer_id(folder)
             )
         if spec.fresh:
             cfg = dict(t_cfg, num_hidden_layers=spec.num_layers)
@@ -176,6 +230,7 @@ class ModelCatalog:
             ):
                 if value:
                     cfg[key] = value
+            check_plausible(cfg, spec.describe())
         else:
             n_layers = len(spec.layers) if spec.layers is not None else int(spec.num_layers or 0)
             if spec.layers is not None and n_teacher and max(spec.layers) >= n_teacher:
@@ -214,17 +269,23 @@ def confine_config_paths(kd_config_json: dict[str, Any], roots: tuple[Path, ...]
     """Confine the model folders a KD config names (MLM and translation checkpoints) to the roots."""
     aug = dict(kd_config_json.get("augmentation") or {})
     if aug.get("mlm_model"):
-        aug["mlm_model"] = str(confine(aug["mlm_model"], roots))
+        aug["mlm_model"] = str(confine(aug["mlm_model"], roots, "augmentation.mlm_model"))
     if aug.get("translation_models"):
-        aug["translation_models"] = [str(confine(p, roots)) for p in aug["translation_models"]]
+        aug["translation_models"] = [
+            str(confine(p, roots, f"augmentation.translation_models[{i}]"))
+            for i, p in enumerate(aug["translation_models"])
+        ]
     return {**kd_config_json, "augmentation": aug}
 
 
-def _read_config(folder: Path) -> dict[str, Any]:
+def _read_config(folder: Path, shown: str | None = None) -> dict[str, Any]:
+    """The folder's config.json; errors name it by ``shown`` (its relative name), not its path."""
+    where = f"{shown or folder.name}/config.json"
     try:
         cfg = json.loads((folder / "config.json").read_text())
     except (OSError, ValueError) as exc:
-        raise AssetMissingError(f"cannot read {folder / 'config.json'}: {exc}") from exc
+        reason = exc.strerror if isinstance(exc, OSError) else "not valid JSON"
+        raise AssetMissingError(f"cannot read {where}: {reason}") from exc
     if not isinstance(cfg, dict):
-        raise AssetMissingError(f"{folder / 'config.json'} is not a JSON object")
+        raise AssetMissingError(f"{where} is not a JSON object")
     return cfg

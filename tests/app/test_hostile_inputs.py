@@ -100,3 +100,167 @@ def test_events_largest_valid_id_is_an_empty_stream_that_ends(api: Api) -> None:
     blank = api.get(f"/jobs/{job_id}/events", headers={"Last-Event-ID": ""})
     assert blank.status_code == 200 and blank.text.count("event: status") == 3
     assert json.loads(blank.text.rsplit("data: ", 1)[1]) == {"status": "succeeded"}
+
+
+# ---- model paths ---------------------------------------------------------------------------------
+def _model_folder(api: Api, name: str) -> Any:
+    root = api.services.settings.resolved_model_roots[0]
+    folder = root / name
+    folder.mkdir(parents=True, exist_ok=True)
+    config = {"model_type": "bert", "num_hidden_layers": 2, "hidden_size": 64, "num_attention_heads": 2}
+    (folder / "config.json").write_text(json.dumps(config))
+    return folder
+
+
+def _path_bodies(dataset_id: str, path: str) -> list[tuple[str, dict[str, Any], str]]:
+    """(route, body, the field the answer must name) for every model path field."""
+    kd = {**FAST}
+    return [
+        ("/recommend", {"dataset_id": dataset_id, "teacher": path}, "teacher"),
+        ("/recommend", {"dataset_id": dataset_id, "student": {"checkpoint": path}}, "checkpoint"),
+        ("/jobs", {"dataset_id": dataset_id, "kd_config": kd, "teacher": path}, "teacher"),
+        ("/jobs", {"dataset_id": dataset_id, "kd_config": kd, "student": {"checkpoint": path}}, "checkpoint"),
+        (
+            "/jobs",
+            {"dataset_id": dataset_id, "kd_config": {**kd, "augmentation": {"mlm_model": path}}},
+            "mlm_model",
+        ),
+        (
+            "/jobs",
+            {
+                "dataset_id": dataset_id,
+                "kd_config": {**kd, "augmentation": {"translation_models": ["en-de", path]}},
+            },
+            "translation_models",
+        ),
+        ("/sweeps", {"dataset_ids": [dataset_id], "budget": 1, "teacher": path}, "teacher"),
+        (
+            "/sweeps",
+            {"dataset_ids": [dataset_id], "budget": 1, "students": [{"checkpoint": path}]},
+            "checkpoint",
+        ),
+    ]
+
+
+@pytest.mark.parametrize("path", ["mod\x00els/x", "a\nb", "x\x1b[31m", "\x7f"])
+def test_control_characters_in_any_model_path_field_are_422_naming_the_field(api: Api, path: str) -> None:
+    dataset = api.builtin_dataset()
+    for route, body, field in _path_bodies(dataset["id"], path):
+        response = api.post(route, json=body)
+        assert response.status_code == 422, (route, field, response.text)
+        assert field in json.dumps(_error(response)), (route, field, response.text)
+
+
+def test_the_catalog_refuses_control_characters_itself(services: Any) -> None:
+    from app.errors import InvalidRequestError
+    from app.services.model_catalog import confine
+
+    with pytest.raises(InvalidRequestError, match="teacher"):
+        confine("x\x00y", services.settings.resolved_model_roots, "teacher")
+    with pytest.raises(InvalidRequestError, match="not a usable model path"):
+        confine("a" * 5000, services.settings.resolved_model_roots, "teacher")  # ENAMETOOLONG
+
+
+def test_a_path_outside_the_roots_is_403_without_any_server_path(api: Api, tmp_path: Any) -> None:
+    dataset = api.builtin_dataset()
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    (outside / "config.json").write_text("{}")
+    root = str(api.services.settings.resolved_model_roots[0])
+    for path in ("../../../etc", "/etc", "../elsewhere"):
+        for route, body, field in _path_bodies(dataset["id"], path)[:4]:
+            response = api.post(route, json=body)
+            assert response.status_code == 403, (route, path, response.text)
+            text = response.text
+            assert root not in text and str(api.services.settings.data_dir) not in text
+            assert field.split(".")[-1] in _error(response)["message"]
+
+
+def test_a_model_folder_is_shown_by_its_relative_name(api: Api) -> None:
+    folder = _model_folder(api, "teachers/tiny")
+    dataset = api.builtin_dataset()
+    response = api.post("/recommend", json={"dataset_id": dataset["id"], "teacher": "teachers/tiny", "k": 1})
+    assert response.status_code in (200, 201), response.text
+    assert response.json()["teacher"]["name"] == "teachers/tiny"
+    assert str(folder) not in response.text and str(api.services.settings.data_dir) not in response.text
+
+
+def test_an_implausible_model_config_is_refused(api: Api) -> None:
+    folder = _model_folder(api, "huge")
+    config = json.loads((folder / "config.json").read_text())
+    (folder / "config.json").write_text(json.dumps({**config, "vocab_size": 10**12}))
+    dataset = api.builtin_dataset()
+    response = api.post("/recommend", json={"dataset_id": dataset["id"], "teacher": "huge"})
+    assert response.status_code == 422 and "vocab_size" in _error(response)["message"]
+
+
+# ---- absurd values and unbounded strings ---------------------------------------------------------
+@pytest.mark.parametrize(
+    "kd_config",
+    [
+        '{"prediction": {"temperature": 1e400}}',
+        '{"mixup": {"enabled": true, "alpha": 1e400}}',
+        '{"prediction": {"temperature": 1000}}',
+        '{"training": {"seed": 99999999999999999999}}',
+    ],
+)
+def test_absurd_kd_config_values_are_422(api: Api, kd_config: str) -> None:
+    dataset = api.builtin_dataset()
+    body = f'{{"dataset_id": "{dataset["id"]}", "kd_config": {kd_config}}}'
+    response = api.post("/jobs", content=body.encode(), headers={"Content-Type": "application/json"})
+    assert response.status_code == 422, response.text
+    field = next(k for k in ("temperature", "alpha", "seed") if k in kd_config)
+    assert any(field in loc for loc in _locs(response))
+    assert api.get("/jobs").json()["count"] == 0
+
+
+def test_a_fresh_student_of_absurd_size_gets_no_recommendation(api: Api) -> None:
+    dataset = api.builtin_dataset()
+    student = {"fresh": True, "num_layers": 2, "hidden_size": 10**12}
+    response = api.post("/recommend", json={"dataset_id": dataset["id"], "student": student})
+    assert response.status_code == 422 and any("hidden_size" in loc for loc in _locs(response))
+
+
+def test_unknown_inline_meta_feature_keys_are_named_in_a_bounded_422(api: Api) -> None:
+    meta = {f"bogus_feature_{i:06d}": 1.0 for i in range(300_000)}
+    meta["n_train"] = 100.0
+    body = {"meta_features": meta, "task_kind": "classification"}
+    response = api.post("/recommend", json=body)
+    assert response.status_code == 422, response.text[:500]
+    assert "bogus_feature_000000" in response.text and "299995 more" in response.text
+    assert len(response.content) < 2000
+    typo = api.post("/recommend", json={"meta_features": {"n_trian": 10.0}, "task_kind": "classification"})
+    assert typo.status_code == 422 and "n_trian" in typo.text
+
+
+def test_computed_meta_features_are_all_known_keys(api: Api) -> None:
+    from app.schemas.recommend import META_FEATURE_KEYS
+
+    dataset = api.builtin_dataset()
+    assert set(dataset["meta_features"]) <= META_FEATURE_KEYS
+    inline = {k: v for k, v in dataset["meta_features"].items()}
+    response = api.post("/recommend", json={"meta_features": inline, "task_kind": "classification", "k": 1})
+    assert response.status_code in (200, 201), response.text
+
+
+@pytest.mark.parametrize(
+    ("route", "body"),
+    [
+        ("/recommend", {"dataset_id": "d" * 1_000_000}),
+        ("/jobs", {"dataset_id": "d" * 1_000_000, "kd_config": {}}),
+        ("/sweeps", {"dataset_ids": ["d" * 1_000_000], "budget": 1}),
+        ("/sweeps", {"dataset_ids": ["d"], "budget": 1, "name": "n" * 1_000_000}),
+        ("/jobs", {"dataset_id": "d", "kd_config": {}, "recommendation_id": "r" * 1_000_000, "rank": 1}),
+    ],
+)
+def test_long_ids_are_refused_without_being_echoed(api: Api, route: str, body: dict[str, Any]) -> None:
+    response = api.post(route, json=body)
+    assert response.status_code == 422, response.text[:300]
+    assert len(response.content) < 5000
+
+
+def test_a_long_id_in_the_path_is_not_echoed_whole(api: Api) -> None:
+    response = api.get("/jobs/" + "j" * 60_000)
+    assert response.status_code in (404, 414, 422)
+    assert len(response.content) < 5000
+    assert "more characters" in response.json()["error"]["message"]
