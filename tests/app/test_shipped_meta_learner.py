@@ -27,11 +27,11 @@ def test_fresh_service_registers_the_shipped_artifact_and_recommends(tmp_path: P
     )
     settings = make_settings(tmp_path, f"sqlite:///{tmp_path / 'fresh.db'}")  # no artifact configured
     with TestClient(create_app(settings)) as client:
-        info = client.get("/meta-learner").json()
+        _, key = client.app.state.services.store.api_keys.create("tests")
+        auth = {"X-API-Key": key}  # reads need a key too
+        info = client.get("/meta-learner", headers=auth).json()
         assert info["active"]["source"] == "shipped" and info["active"]["version"] == 1
         assert info["records"] == len(read_records(SHIPPED_RECORDS))  # the history is imported once
-        _, key = client.app.state.services.store.api_keys.create("tests")
-        auth = {"X-API-Key": key}
         dataset = client.post("/datasets", data={"builtin": "rt_polarity_200"}, headers=auth).json()
         body = {"dataset_id": dataset["id"], "student": {"num_layers": 1}, "k": 3}
         response = client.post("/recommend", json=body, headers=auth)
