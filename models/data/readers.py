@@ -30,8 +30,31 @@ from models.errors import DatasetError
 
 FORMATS = {".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl"}
 FORMATS |= {".parquet": "parquet", ".pq": "parquet"}
+# An xz header may ask for a 1.5 GiB dictionary; xz -9 files need 64 MiB to decode.
+XZ_MEMLIMIT = 128 << 20
+
+
+class _XzFile(io.BufferedReader):
+    """``lzma.open`` with a decoder memory limit (which ``LZMAFile`` does not expose)."""
+
+    def __init__(self, path: Path, mode: str = "rb") -> None:
+        import _compression  # the stdlib's shared stream reader behind gzip, bz2 and lzma files
+
+        self._file = open(path, "rb")  # noqa: SIM115 - closed in close()
+        reader = _compression.DecompressReader(
+            self._file, lzma.LZMADecompressor, trailing_error=lzma.LZMAError, memlimit=XZ_MEMLIMIT
+        )
+        super().__init__(reader)
+
+    def close(self) -> None:
+        try:
+            super().close()
+        finally:
+            self._file.close()
+
+
 # Every codec accepted for text formats; each is read as a stream (see _read_bytes).
-_OPENERS: dict[str, Callable[..., IO[bytes]]] = {".gz": gzip.open, ".bz2": bz2.open, ".xz": lzma.open}
+_OPENERS: dict[str, Callable[..., IO[bytes]]] = {".gz": gzip.open, ".bz2": bz2.open, ".xz": _XzFile}
 COMPRESSIONS = tuple(_OPENERS)
 _DECOMPRESS_ERRORS = (OSError, EOFError, lzma.LZMAError, zlib.error, ValueError)
 _CHUNK = 1 << 20
@@ -180,7 +203,7 @@ def _read_bytes(path: Path, compression: str | None, max_bytes: int | None) -> b
                 chunks.append(chunk)
     except _DECOMPRESS_ERRORS as err:
         raise DatasetError(
-            f"cannot decompress {path} ({compression[1:]}): the data is corrupt or truncated "
+            f"cannot decompress {path} ({compression[1:]}): the data is corrupt, truncated or over a decoder limit "
             f"({clip(str(err), 120)})"
         ) from err
     return b"".join(chunks)

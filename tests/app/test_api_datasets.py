@@ -2,10 +2,22 @@
 
 from __future__ import annotations
 
+import bz2
+import gzip
 import io
+import json
+import lzma
+import re
+import time
+import tracemalloc
+from pathlib import Path
 from typing import Any
 
+import pytest
+from hypothesis import HealthCheck, given, settings
+
 from tests.app.conftest import Api
+from tests.models.test_data_limits import data_files
 
 
 def _csv(rows: int, *, bad: bool = False) -> bytes:
@@ -124,3 +136,217 @@ def test_dataset_errors_do_not_reveal_server_paths(api: Api) -> None:
     assert response.status_code == 422
     text = response.text
     assert "mine.csv" in text and str(api.services.settings.data_dir) not in text
+
+
+# ---- issue 18: hostile uploads get a 4xx in the API's own terms, within bounded resources --------
+CLI_FLAG = re.compile(r"--[a-z]")
+
+
+def _refused(response: Any, api: Api, status: int, code: str | None = None) -> dict[str, Any]:
+    """The error of a refused upload, checked to name no server path and no CLI flag."""
+    assert response.status_code == status, response.text
+    error = response.json()["error"]
+    assert code is None or error["code"] == code, error
+    text = response.text
+    assert str(api.services.settings.data_dir) not in text and "/tmp/" not in text, text
+    assert not CLI_FLAG.search(text), text
+    assert api.get("/datasets").json()["count"] == 0  # nothing registered
+    return error
+
+
+def _upload(api: Api, name: str, content: bytes, **data: Any) -> Any:
+    return api.post("/datasets", files={"file": (name, content, "application/octet-stream")}, data=data)
+
+
+def test_corrupt_gzip_is_a_422(api: Api) -> None:
+    data = bytearray(gzip.compress(_csv(200)))
+    data[len(data) // 2 : len(data) // 2 + 8] = b"\xff" * 8
+    error = _refused(_upload(api, "broken.csv.gz", bytes(data)), api, 422, "invalid_dataset")
+    assert "cannot decompress broken.csv.gz" in error["message"]
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "fragment"),
+    [
+        ("deep.json", "[" * 100_000 + "]" * 100_000, "nested more than"),
+        ("deep.jsonl", '{"text": "t", "label": ' + "[" * 50_000 + "]" * 50_000 + "}", "nested more than"),
+        ("digits.jsonl", '{"text": "t", "label": ' + "7" * 5000 + "}", "longer than 100 characters"),
+        ("huge.jsonl", '{"text": "t", "label": 1' + "0" * 400 + "}", "longer than 100 characters"),
+        ("huge.csv", "text,label\nt,1" + "0" * 400, "at most 200 characters"),
+    ],
+    ids=["json-100k-deep", "jsonl-50k-deep", "label-5000-digits", "label-1e400-json", "label-1e400-csv"],
+)
+def test_hostile_json_and_numbers_are_422(api: Api, name: str, content: str, fragment: str) -> None:
+    rows = "".join(
+        (
+            f'{{"text": "row {i} words {i * 3}", "label": "{"ab"[i % 2]}"}}'
+            if "json" in name
+            else f"row {i} x {i * 3},{'ab'[i % 2]}"
+        )
+        + "\n"
+        for i in range(30)
+    )
+    content = content + "\n" + (rows if not name.endswith(".json") else "")
+    error = _refused(_upload(api, name, content.encode()), api, 422, "invalid_dataset")
+    assert fragment in response_text(error)
+
+
+def response_text(error: dict[str, Any]) -> str:
+    return error["message"] + "\n" + "\n".join(error["details"] or [])
+
+
+def test_builtin_never_reads_server_files(api: Api, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "secret.csv").write_bytes(_csv(60))
+    (tmp_path / "config.json").write_text('{"password": "hunter2", "token": "abc"}')
+    (tmp_path / "notes").write_text("text,label\n")
+    # (existing file, missing file) pairs of the same shape: each pair gets one answer
+    for present, absent in [
+        ("secret.csv", "missing.csv"),
+        ("config.json", "nothing.json"),
+        ("notes", "nosuch"),
+    ]:
+        bodies = []
+        for name in (present, absent):
+            error = _refused(api.post("/datasets", data={"builtin": name}), api, 422)
+            assert "password" not in str(error) and "token" not in str(error)
+            bodies.append(json.dumps(error).replace(json.dumps(name)[1:-1], "NAME"))
+        assert bodies[0] == bodies[1], bodies
+    (tmp_path / "rt_polarity_200").write_text("text,label\n")
+    assert api.post("/datasets", data={"builtin": "rt_polarity_200"}).status_code == 201  # name, not file
+
+
+@pytest.mark.parametrize("codec", ["gz", "bz2", "xz"])
+def test_decompression_bomb_is_413_with_bounded_memory(make_api: Any, codec: str) -> None:
+    cap = 1 << 20
+    api = make_api(limits={"max_upload_bytes": cap})
+    compress = {"gz": gzip.compress, "bz2": bz2.compress, "xz": lzma.compress}[codec]
+    compress = (lambda data: lzma.compress(data, preset=1)) if codec == "xz" else compress
+    bomb = compress(b"text,label\n" + b"a" * (60 << 20))
+    assert len(bomb) < 100_000
+    tracemalloc.start()
+    try:
+        response = _upload(api, f"bomb.csv.{codec}", bomb)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    error = _refused(response, api, 413, "dataset_too_large")
+    assert "decompressed" in error["message"]
+    assert peak < 6 * cap, peak  # inflated a little past the cap, never the whole 60 MB
+
+
+def test_parquet_bomb_is_413(make_api: Any) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    api = make_api(limits={"max_upload_bytes": 1 << 20})
+    sink = io.BytesIO()
+    pq.write_table(pa.table({"text": ["x" * 1000] * 50_000, "label": ["a", "b"] * 25_000}), sink)
+    _refused(_upload(api, "bomb.parquet", sink.getvalue()), api, 413, "dataset_too_large")
+
+
+def test_wide_header_is_a_fast_short_422(api: Api) -> None:
+    header = ",".join(f"column_name_number_{i}" for i in range(16_000))
+    start = time.perf_counter()
+    response = _upload(api, "wide.csv", (header + "\n" + "x," * 15_999 + "x\n").encode())
+    assert time.perf_counter() - start < 2.0
+    error = _refused(response, api, 422, "invalid_dataset")
+    assert "at most 1024" in response_text(error) and len(response.content) < 2000
+
+
+def test_errors_name_form_fields_and_encoding_is_a_field(api: Api) -> None:
+    latin = _csv(40).replace(b"unique", "uniqu\xe9".encode("latin-1"))
+    error = _refused(_upload(api, "latin.csv", latin), api, 422, "invalid_dataset")
+    assert "encoding=latin-1" in response_text(error)
+    assert _upload(api, "latin.csv", latin, encoding="latin-1").status_code == 201
+    api.delete(f"/datasets/{api.get('/datasets').json()['data'][0]['id']}")
+    error = _refused(_upload(api, "r.csv", _csv(40), text_column="body"), api, 422)
+    assert "text_column 'body' is not a column" in response_text(error)
+    ambiguous = b"text,review,label\n" + b"".join(f"a{i},b{i},{i % 2}\n".encode() for i in range(30))
+    assert "pass text_column" in response_text(_refused(_upload(api, "a.csv", ambiguous), api, 422))
+
+
+def test_wrong_content_type_is_415(api: Api) -> None:
+    response = api.post("/datasets", json={"builtin": "rt_polarity_200"})
+    error = _refused(response, api, 415, "unsupported_media_type")
+    assert "multipart/form-data" in error["message"]
+    raw = api.post("/datasets", content=b"text,label\n", headers={"Content-Type": "text/csv"})
+    assert raw.status_code == 415
+
+
+def test_form_dev_fraction_bounds_equal_the_loaders(api: Api) -> None:
+    error = _refused(_upload(api, "r.csv", _csv(40), dev_fraction="0.7"), api, 422, "validation_error")
+    assert error["details"][0]["loc"] == ["body", "dev_fraction"]
+    ok = _upload(api, "r.csv", _csv(40), dev_fraction="0.5")
+    assert ok.status_code == 201 and ok.json()["n_dev"] == 20
+
+
+def test_small_regression_file_loads(api: Api) -> None:
+    data = b"text,score\n" + b"".join(
+        f"sentence {i} about {i * 7},{i * 0.37:.2f}\n".encode() for i in range(20)
+    )
+    response = _upload(api, "small.csv", data, label_column="score", task_kind="regression")
+    assert response.status_code == 201, response.text
+    assert response.json()["n_dev"] >= 1 and response.json()["n_train"] >= 10
+    api.delete(f"/datasets/{response.json()['id']}")
+    nine = b"text,label\n" + b"".join(f"s {i},{'ab'[i % 2]}\n".encode() for i in range(9))
+    error = _refused(_upload(api, "nine.csv", nine), api, 422)
+    assert "need at least 10" in response_text(error) and "split_column" in response_text(error)
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        {"name": "bad\x00name"},
+        {"name": "n" * 201},
+        {"text_column": "t" * 201},
+        {"label_column": "label\nx"},
+        {"encoding": "e" * 41},
+        {"encoding": "latin 1"},
+        {"builtin": "b" * 101},
+    ],
+    ids=[
+        "nul-name",
+        "long-name",
+        "long-column",
+        "control-column",
+        "long-encoding",
+        "odd-encoding",
+        "long-builtin",
+    ],
+)
+def test_form_fields_are_bounded(api: Api, data: dict[str, str]) -> None:
+    files = None if "builtin" in data else {"file": ("r.csv", _csv(30), "text/csv")}
+    _refused(api.post("/datasets", files=files, data=data), api, 422, "validation_error")
+
+
+@pytest.mark.parametrize("encoding", ["punycode", "rot13", "undefined", "idna", "no-such-codec"])
+def test_any_encoding_name_is_a_4xx(api: Api, encoding: str) -> None:
+    latin = _csv(40).replace(b"unique", "uniqu\xe9".encode("latin-1"))
+    _refused(_upload(api, "latin.csv", latin, encoding=encoding), api, 422, "invalid_dataset")
+
+
+def test_many_malformed_rows_give_a_bounded_error(api: Api) -> None:
+    data = b"text,label\n" + b"a,b,c\n" * 100_000
+    response = _upload(api, "rows.csv", data)
+    error = _refused(response, api, 422, "invalid_dataset")
+    assert len(error["details"]) <= 51 and len(response.content) < 20_000
+
+
+@settings(
+    max_examples=100,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(case=data_files())
+def test_random_and_mutated_uploads_never_get_a_5xx(api: Api, case: tuple[str, bytes]) -> None:
+    name, raw = case
+    response = api.post("/datasets", files={"file": (name, raw, "application/octet-stream")})
+    assert response.status_code < 500, response.text
+    if response.status_code >= 400:
+        assert str(api.services.settings.data_dir) not in response.text
+        assert not CLI_FLAG.search(response.text), response.text
+    else:
+        api.delete(f"/datasets/{response.json()['id']}")
