@@ -21,7 +21,7 @@ log = logging.getLogger(__name__)
 _CHUNK = 1 << 20
 _COMPRESSION = (".gz", ".bz2", ".xz")
 _MAX_PROBLEMS = 50  # problems returned in one error; the rest are counted
-_MAX_PROBLEM_CHARS = 300
+_MAX_PROBLEM_CHARS = 1000
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
@@ -61,8 +61,10 @@ def safe_suffix(filename: str) -> str:
     if parts and f".{parts[-1]}" in _COMPRESSION:
         suffix = f".{parts.pop()}"
     if not parts or f".{parts[-1]}" not in allowed_suffixes():
+        shown = _CONTROL.sub("", Path(filename or "").name)
+        shown = shown if len(shown) <= 60 else shown[:57] + "..."
         raise InvalidRequestError(
-            f"unsupported file {Path(filename or '').name!r}: use one of "
+            f"unsupported file {shown!r}: use one of "
             f"{', '.join(allowed_suffixes())} (optionally compressed: {', '.join(_COMPRESSION)})"
         )
     return f".{parts[-1]}{suffix}"

@@ -203,8 +203,8 @@ def _read_bytes(path: Path, compression: str | None, max_bytes: int | None) -> b
                 chunks.append(chunk)
     except _DECOMPRESS_ERRORS as err:
         raise DatasetError(
-            f"cannot decompress {path} ({compression[1:]}): the data is corrupt, truncated or over a decoder limit "
-            f"({clip(str(err), 120)})"
+            f"cannot decompress {path} ({compression[1:]}): the data is corrupt, truncated or over "
+            f"a decoder limit ({clip(str(err), 120)})"
         ) from err
     return b"".join(chunks)
 
