@@ -20,7 +20,7 @@ import numpy as np
 from recommender.explain import CandidateTable
 
 BANK_WIDTH = 512  # distinct draws per component; value ids beyond it wrap around
-SHORTLIST = 48
+SHORTLIST = 48  # >= 4 x the greedy picks of MetaLearner.recommend (10)
 
 
 def noise_bank(n_components: int, n_samples: int, seed: int) -> np.ndarray:
@@ -41,7 +41,8 @@ def correlated_noise(
 def shortlist(pred: np.ndarray, table: CandidateTable, k: int) -> np.ndarray:
     """Candidates a portfolio may pick: the best predicted ones, and the best of every value of
     every component (so a pick with another intermediate loss is always on offer)."""
-    m = min(pred.size, max(SHORTLIST, 4 * k))
+    m = min(pred.size, max(SHORTLIST, 4 * k))  # k <= 10 picks greedily: the same list, so the
+    # picks for a smaller k are the first picks for a larger one
     top = np.argpartition(-pred, m - 1)[:m] if m < pred.size else np.arange(pred.size)
     extra = []
     for codes in table.value_codes[:-1]:

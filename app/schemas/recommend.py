@@ -89,14 +89,69 @@ class RecommendRequest(BaseModel):
         return self
 
 
+class NearestDataset(BaseModel):
+    """A past dataset similar to this one, and what worked there."""
+
+    dataset: str = Field(description="the past dataset's name (size variant included)")
+    similarity: float = Field(
+        ge=0, le=1, description="1 = same meta-features; 0.5 = a typical pair of past datasets"
+    )
+    student: str | None = Field(None, description="the student whose runs are summarised")
+    best_pipeline: str | None = Field(None, description="the best pipeline tried there, in words")
+    best_ratio: float | None = Field(None, description="its student score / teacher score")
+    mean_ratio: float | None = Field(None, description="the mean ratio of all pipelines tried there")
+
+
+class Driver(BaseModel):
+    """A component of the pick and its predicted effect against the alternatives for it."""
+
+    component: str = Field(description="intermediate, prediction, mixup, augmentation or weights")
+    choice: str = Field(description="the pick's option, in words")
+    effect: float = Field(
+        description="predicted ratio minus the mean over the other options of this component"
+    )
+    text: str
+
+
+class Alternative(BaseModel):
+    """The best pipeline that differs from the pick in one component, and what it would give."""
+
+    component: str
+    choice: str = Field(description="the alternative option, in words")
+    predicted_ratio: float
+
+
+class RecommendationExplanation(BaseModel):
+    """Why a pipeline was picked, for people."""
+
+    text: str
+    nearest_datasets: list[NearestDataset]
+    drivers: list[Driver] = Field(description="the components that drive the pick, largest effect first")
+    alternatives: list[Alternative] = Field(description="per component, the best alternative, best first")
+    top_features: list[tuple[str, float]] = Field(description="(choice, effect) pairs of the drivers")
+
+
 class RecommendedPipeline(BaseModel):
+    """One pick of the portfolio; items come in pick order (each student's picks in turn)."""
+
     rank: int
     kd_config: KDConfig
     student: StudentSpec
     student_descriptor: ModelDescriptorPublic
-    predicted_ratio: float
-    interval: tuple[float, float]
-    explanation: dict[str, Any]
+    predicted_ratio: float = Field(description="predicted student score / teacher score")
+    interval: tuple[float, float] = Field(
+        description="conformal interval of the ratio, calibrated on held-out source tasks; holds the point"
+    )
+    interval_coverage: float | None = Field(
+        None, description="the interval's target coverage (e.g. 0.8); null if it could not be calibrated"
+    )
+    expected_best_of_k: float | None = Field(
+        None,
+        description="expected best ratio among this student's picks up to this one, under the model's "
+        "measured error (the portfolio's objective)",
+    )
+    # answers stored before explanations were structured keep their free-form dict
+    explanation: RecommendationExplanation | dict[str, Any]
 
 
 class RecommendationPublic(BaseModel):

@@ -19,11 +19,17 @@ def test_recommend_for_a_dataset(api: Api) -> None:
     items = rec["items"]
     assert [i["rank"] for i in items] == [1, 2, 3, 4]
     ratios = [i["predicted_ratio"] for i in items]
-    assert ratios == sorted(ratios, reverse=True)
+    assert ratios[0] == max(ratios)  # the first pick is the best predicted; the rest a portfolio
+    expected = [i["expected_best_of_k"] for i in items]
+    assert expected == sorted(expected) and expected[0] == ratios[0]
     for item in items:
         low, high = item["interval"]
-        assert low <= item["predicted_ratio"] <= high
-        assert item["explanation"]["text"].startswith(f"#{item['rank']}")
+        assert low <= item["predicted_ratio"] <= high and item["interval_coverage"] == 0.8
+        why = item["explanation"]
+        assert why["text"].startswith(f"Pick #{item['rank']}")
+        assert why["nearest_datasets"] and all(0 <= n["similarity"] <= 1 for n in why["nearest_datasets"])
+        assert all(":" not in n["dataset"] for n in why["nearest_datasets"])  # names, not digests
+        assert why["drivers"] and why["alternatives"]
         assert item["student"] == {**item["student"], "num_layers": 2}
     assert len({json.dumps(i["kd_config"], sort_keys=True) for i in items}) == 4
     assert api.get(f"/recommendations/{rec['id']}").json() == rec
@@ -31,6 +37,13 @@ def test_recommend_for_a_dataset(api: Api) -> None:
     assert same == rec  # an identical question under the same meta-learner: the same answer
     other = api.post("/recommend", json={"dataset_id": dataset["id"], "k": 2}).json()
     assert other["id"] != rec["id"] and other["items"] == rec["items"][:2]
+    schemas = api.get("/openapi.json").json()["components"]["schemas"]
+    pipeline = schemas["RecommendedPipeline"]["properties"]
+    assert {"interval_coverage", "expected_best_of_k", "explanation"} <= set(pipeline)
+    assert {"nearest_datasets", "drivers", "alternatives"} <= set(
+        schemas["RecommendationExplanation"]["properties"]
+    )
+    assert "similarity" in schemas["NearestDataset"]["properties"]
 
 
 def test_recommend_with_inline_meta_features_and_budget(api: Api) -> None:
