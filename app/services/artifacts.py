@@ -10,12 +10,15 @@ temporary file renamed into place).
 
 from __future__ import annotations
 
+import io
+import json
 import os
 import tarfile
 import tempfile
 import threading
 from collections import deque
 from pathlib import Path
+from typing import Any
 
 from app.errors import ArtifactNotReadyError, NotFoundError
 from app.schemas.jobs import ARTIFACT_NAMES
@@ -86,7 +89,7 @@ class ArtifactStore:
                 os.close(fd)
                 try:
                     with tarfile.open(tmp, "w:gz") as tar:
-                        tar.add(folder / sub, arcname=name.removesuffix(".tar.gz"))
+                        _add_folder(tar, folder / sub, name.removesuffix(".tar.gz"))
                     os.replace(tmp, archive)
                 except BaseException:
                     Path(tmp).unlink(missing_ok=True)
@@ -100,3 +103,58 @@ class ArtifactStore:
             return ""
         with path.open("r", encoding="utf-8", errors="replace") as fh:
             return "".join(deque(fh, maxlen=lines))
+
+
+def _add_folder(tar: tarfile.TarFile, folder: Path, arcname: str) -> None:
+    """Add ``folder`` as ``arcname``: JSON files with no absolute server path, no symlinks.
+
+    Hugging Face writes the folder a model was loaded from into ``config.json``
+    (``_name_or_path``): an absolute path of this machine, which a downloaded archive must not carry.
+    """
+    tar.add(folder, arcname=arcname, recursive=False)
+    for path in sorted(folder.rglob("*")):
+        if path.is_symlink():
+            continue  # never archive a link to elsewhere on the server
+        name = f"{arcname}/{path.relative_to(folder).as_posix()}"
+        if path.is_file() and path.suffix == ".json":
+            data = portable_json(path.read_bytes())
+            info = tar.gettarinfo(str(path), arcname=name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+        else:
+            tar.add(path, arcname=name, recursive=False)
+
+
+_PATH_KEYS = ("path", "dir", "file")
+
+
+def portable_json(data: bytes) -> bytes:
+    """A JSON file's bytes with each absolute path under a path-like key (``_name_or_path``,
+    ``tokenizer_file``, ...) cut to its last component; anything unparsable is returned as is."""
+    try:
+        value = json.loads(data)
+    except ValueError:
+        return data
+    changed = False
+
+    def walk(node: Any) -> Any:
+        nonlocal changed
+        if isinstance(node, dict):
+            out = {}
+            for key, item in node.items():
+                if (
+                    isinstance(item, str)
+                    and os.path.isabs(item)
+                    and any(k in key.lower() for k in _PATH_KEYS)
+                ):
+                    out[key] = Path(item).name
+                    changed = True
+                else:
+                    out[key] = walk(item)
+            return out
+        if isinstance(node, list):
+            return [walk(item) for item in node]
+        return node
+
+    portable = walk(value)
+    return json.dumps(portable, indent=2, ensure_ascii=False).encode() if changed else data

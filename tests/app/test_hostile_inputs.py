@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from app.domain import JobStatus
 from tests.app.conftest import Api
 
 FAST = {"training": {"epochs": 1, "max_steps": 1, "batch_size": 8, "max_length": 32}}
@@ -264,3 +265,82 @@ def test_a_long_id_in_the_path_is_not_echoed_whole(api: Api) -> None:
     assert response.status_code in (404, 414, 422)
     assert len(response.content) < 5000
     assert "more characters" in response.json()["error"]["message"]
+
+
+# ---- server paths --------------------------------------------------------------------------------
+def _assert_no_server_path(api: Api, text: str, where: str) -> None:
+    settings = api.services.settings
+    for folder in (settings.data_dir, *settings.resolved_model_roots):
+        assert str(folder) not in text and str(folder.resolve()) not in text, where
+    assert "/tmp/" not in text, where  # the test's folders all live under the temporary folder
+
+
+def test_served_artifacts_logs_and_events_carry_no_server_path(api: Api) -> None:
+    import io
+    import tarfile
+
+    settings = api.services.settings
+    job_id = _finished_job(api)
+    run = api.services.artifacts.job_dir(job_id)
+    dataset_file = settings.data_dir / "datasets" / "upload.csv"
+    teacher = settings.resolved_model_roots[0] / "teachers" / "tiny"
+    # what an engine that wrote absolute paths left in the run folder (older runs did)
+    report = json.loads((run / "report.json").read_text())
+    report.update(
+        teacher_path=str(settings.data_dir / "cache" / "teachers" / "k"), spec={"dataset": str(dataset_file)}
+    )
+    (run / "report.json").write_text(json.dumps(report))
+    (run / "report_card.json").write_text(json.dumps({"run_dir": str(run), "teacher": str(teacher)}))
+    (run / "report_card.html").write_text(f"<p>run {run}</p><p>{json.dumps(str(teacher))}</p>")
+    (run / "student" / "config.json").write_text(
+        json.dumps({"_name_or_path": str(teacher), "id2label": {"0": "/r/x"}})
+    )
+    with (run / "job.log").open("a") as log:
+        log.write(f"Traceback: File {settings.data_dir}/cache/x.py, reading {dataset_file}\n")
+    for name in ("report.json", "report_card.json", "report_card.html"):
+        response = api.get(f"/jobs/{job_id}/artifacts/{name}")
+        assert response.status_code == 200 and int(response.headers["content-length"]) == len(
+            response.content
+        )
+        _assert_no_server_path(api, response.text, name)
+    assert (
+        api.get(f"/jobs/{job_id}/artifacts/report.json").json()["spec"]["dataset"]
+        == "<data_dir>/datasets/upload.csv"
+    )
+    assert "teachers/tiny" in api.get(f"/jobs/{job_id}/artifacts/report_card.json").json()["teacher"]
+    archive = api.get(f"/jobs/{job_id}/artifacts/student.tar.gz")
+    with tarfile.open(fileobj=io.BytesIO(archive.content)) as tar:
+        config = json.loads(tar.extractfile("student/config.json").read())  # type: ignore[union-attr]
+    assert config == {"_name_or_path": "tiny", "id2label": {"0": "/r/x"}}
+    logs = api.get(f"/jobs/{job_id}/logs")
+    assert "<data_dir>/cache/x.py" in logs.text
+    _assert_no_server_path(api, logs.text, "logs")
+
+
+def test_a_failed_jobs_message_carries_no_server_path(api: Api) -> None:
+    settings = api.services.settings
+    store = api.services.store
+    dataset = api.builtin_dataset()
+    job = api.post("/jobs", json={"dataset_id": dataset["id"], "kd_config": FAST}).json()
+    store.jobs.claim("w1", lease_s=30, gpu_ok=False, kinds=["distill"])
+    message = f"FileNotFoundError: [Errno 2] No such file: '{settings.data_dir / 'datasets' / 'gone.csv'}'"
+    store.jobs.transition(
+        job["id"], JobStatus.FAILED, worker_id="w1", error_code="runner_failed", error_message=message
+    )
+    shown = api.get(f"/jobs/{job['id']}")
+    assert "'<data_dir>/datasets/gone.csv'" in shown.json()["error"]["message"]
+    _assert_no_server_path(api, shown.text, "job")
+    _assert_no_server_path(api, api.get("/jobs").text, "job list")
+    events = api.get(f"/jobs/{job['id']}/events", params={"timeout_s": 1})
+    assert "gone.csv" in events.text
+    _assert_no_server_path(api, events.text, "events")
+
+
+def test_error_messages_that_echo_a_server_path_are_scrubbed(api: Api) -> None:
+    root = api.services.settings.resolved_model_roots[0]
+    (root / "empty").mkdir(parents=True, exist_ok=True)
+    dataset = api.builtin_dataset()
+    for teacher in (str(root / "empty"), str(api.services.settings.data_dir / "datasets")):
+        response = api.post("/recommend", json={"dataset_id": dataset["id"], "teacher": teacher})
+        assert response.status_code in (403, 422), response.text
+        _assert_no_server_path(api, response.text, teacher)
