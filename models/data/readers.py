@@ -19,6 +19,7 @@ import gzip
 import io
 import json
 import lzma
+import re
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -171,6 +172,10 @@ def read_table(
         raise DatasetError(f"file is empty: {path}")
     text, used = decode(raw, encoding, str(path), option_style)
     del raw  # the decoded text replaces it: do not hold both while parsing
+    if used not in ("utf-8", "utf-16") and _SURROGATE.search(text):  # those two never decode to one
+        raise DatasetError(
+            f"decoding {path} as {clip(used)!r} gives unpaired surrogates; use a text encoding"
+        )
     if fmt == "jsonl":
         table = _parse_json(text, str(path), max_rows)
     else:
@@ -340,29 +345,39 @@ def _parse_number(literal: str) -> int | float:
     return float(literal) if any(c in literal for c in ".eE") else int(literal)
 
 
-def _too_deep(value: Any, limit: int) -> bool:
-    """Whether lists/objects nest more than ``limit`` levels (iterative: no stack to overflow)."""
+# A \ud800-\udfff escape: JSON can spell an unpaired surrogate, which no UTF-8 text (a label
+# stored in the database, a tokenizer's input) can hold.
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _check_json(value: Any, limit: int, strings: bool) -> None:
+    """Refuse nesting deeper than ``limit`` (iteratively: no stack to overflow) and, with
+    ``strings``, unpaired surrogates in keys and strings."""
     stack = [(value, 1)]
     while stack:
         item, depth = stack.pop()
-        children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else None
+        if isinstance(item, str):
+            if strings and _SURROGATE.search(item):
+                raise _JsonProblem("a string holds an unpaired surrogate escape (\\ud800-\\udfff)")
+            continue
+        children = (
+            [*item, *item.values()] if isinstance(item, dict) else item if isinstance(item, list) else None
+        )
         if children is None:
             continue
         if depth > limit:
-            return True
+            raise _JsonProblem(f"JSON nested more than {limit} levels deep")
         stack.extend((child, depth + 1) for child in children)
-    return False
 
 
 def _load_json(text: str, limit: int) -> Any:
     """``json.loads`` with bounded numbers and nesting; raises ``_JsonProblem`` or ``JSONDecodeError``."""
-    deep = _JsonProblem(f"JSON nested more than {limit} levels deep")
     try:
         value = json.loads(text, parse_int=_parse_number, parse_float=_parse_number)
     except RecursionError:
-        raise deep from None
-    if _too_deep(value, limit):
-        raise deep
+        raise _JsonProblem(f"JSON nested more than {limit} levels deep") from None
+    _check_json(value, limit, strings="\\u" in text and _SURROGATE_ESCAPE.search(text) is not None)
     return value
 
 

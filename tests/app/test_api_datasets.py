@@ -350,3 +350,12 @@ def test_random_and_mutated_uploads_never_get_a_5xx(api: Api, case: tuple[str, b
         assert not CLI_FLAG.search(response.text), response.text
     else:
         api.delete(f"/datasets/{response.json()['id']}")
+
+
+@pytest.mark.parametrize("where", ["label", "text"])
+def test_lone_surrogates_from_json_escapes_are_handled(api: Api, where: str) -> None:
+    rows = [{"text": f"row {i} words {i * 3}", "label": "ab"[i % 2]} for i in range(30)]
+    rows[3][where] = "bad \ud800 value"
+    content = "".join(json.dumps(r) + "\n" for r in rows).encode()  # json escapes it as \\ud800
+    error = _refused(_upload(api, "surrogate.jsonl", content), api, 422, "invalid_dataset")
+    assert "row 4: a string holds an unpaired surrogate" in response_text(error)

@@ -301,3 +301,14 @@ def test_any_file_loads_or_raises_a_dataset_error(tmp_path: Path, case: tuple[st
         assert not re.search(r"--[a-z]", str(err).replace(str(tmp_path), ""))  # no CLI flag
     else:
         assert len(dataset.train) > 0 and len(dataset.dev) > 0
+
+
+def test_codecs_that_produce_surrogates_are_refused(tmp_path: Path) -> None:
+    path = tmp_path / "escaped.csv"
+    path.write_bytes(_csv(_rows(20)).replace(b"says", b"s\\ud800ys\xff"))
+    with pytest.raises(DatasetError, match="unpaired surrogates"):
+        load_dataset(path, encoding="unicode_escape")
+    pair = tmp_path / "emoji.jsonl"
+    rows = [{"text": f"row {i} \U0001f600", "label": "ab"[i % 2]} for i in range(20)]
+    pair.write_text("".join(json.dumps(r) + "\n" for r in rows))  # escaped as a valid pair
+    assert "\U0001f600" in load_dataset(pair).train[0].text
