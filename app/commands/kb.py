@@ -147,7 +147,7 @@ def run_build(
 def _kb_fields(
     *,
     name: str,
-    students: str,
+    students: str | None,
     budget: int,
     seed: int,
     grid: str | None,
@@ -156,15 +156,17 @@ def _kb_fields(
     batch_size: int | None,
     learning_rate: float | None,
     teacher_epochs: int | None,
+    plan: Any = None,
 ) -> dict[str, Any]:
-    """The sweep request's fields: the knowledge base's settings where an option is None."""
+    """The sweep request's fields: the plan's settings (v1 by default) where an option is None."""
     from recommender import sweep_kb as kb
 
-    training, teacher_training = kb.KB_TRAINING, kb.KB_TEACHER_TRAINING
+    plan = plan or kb.KB_V1
+    training, teacher_training = plan.training, plan.teacher_training
     return dict(
         name=name,
         teacher=kb.KB_TEACHER,
-        students=parse_students(students),
+        students=list(plan.students) if students is None else parse_kb_students(students),
         space="grid",
         budget=budget,
         seed=seed,
@@ -183,17 +185,60 @@ def _kb_fields(
     )
 
 
+def parse_kb_students(text: str) -> list[Any]:
+    """``"1,2,fresh:L4-H128"``: derived students by layer count, fresh ones as ``fresh:L<layers>-H<hidden>``.
+
+    A fresh student gets heads of 32 dimensions and a feed-forward 4 times its width.
+    """
+    import re
+
+    from models.config import StudentSpec
+
+    out = []
+    for part in (p.strip() for p in text.split(",") if p.strip()):
+        fresh = re.fullmatch(r"fresh:L(\d+)-H(\d+)", part)
+        if fresh:
+            layers, hidden = int(fresh[1]), int(fresh[2])
+            out.append(
+                StudentSpec(
+                    fresh=True,
+                    num_layers=layers,
+                    hidden_size=hidden,
+                    num_heads=max(1, hidden // 32),
+                    intermediate_size=4 * hidden,
+                )  # fmt: skip
+            )
+        elif part.isdigit():
+            out.append(StudentSpec(num_layers=int(part)))
+        else:
+            raise fail(f"--students: {part!r} is neither a layer count nor fresh:L<layers>-H<hidden>")
+    if not out:
+        raise fail("--students names no student")
+    return out
+
+
 @cli.command("build")
 def build(
     out: OutOpt = None,
     data_dir: WorkDirOpt = None,
+    plan: Annotated[
+        str, typer.Option(help="the design: v2 (wide, two seeds) or v1 (the first 320 runs)")
+    ] = "v2",
     variants: Annotated[
         str | None, typer.Option(help=f"comma list of built-in dataset variants ({KB})")
     ] = None,
     heldout: Annotated[str | None, typer.Option(help=f"the variant kept out of every sweep ({KB})")] = None,
-    students: Annotated[str, typer.Option(help="layers of the derived students")] = "1,2",
+    students: Annotated[
+        str | None, typer.Option(help=f"layers of derived students and fresh:L<n>-H<h> ones ({KB})")
+    ] = None,
     budget_per_variant: Annotated[
         int | None, typer.Option(help=f"pipelines per (variant, student) ({KB})")
+    ] = None,
+    seeds: Annotated[
+        str | None, typer.Option(help=f"training seeds, the first runs every pipeline ({KB})")
+    ] = None,
+    repeat_budget: Annotated[
+        int | None, typer.Option(help=f"pipelines per group each further seed repeats ({KB})")
     ] = None,
     max_runs: Annotated[
         int | None, typer.Option(help="stop after this many runs finished (this session)")
@@ -213,28 +258,85 @@ def build(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="print the plan and exit")] = False,
 ) -> None:
     """Sweep the knowledge base's variants, appending each run's record as soon as it finishes."""
+    import dataclasses
+
     from recommender import sweep_kb as kb
 
-    names = [v.strip() for v in (variants or ",".join(kb.KB_VARIANTS)).split(",") if v.strip()]
+    if plan not in kb.KB_PLANS:
+        raise fail(f"--plan must be one of {', '.join(kb.KB_PLANS)}, got {plan!r}")
+    design = kb.KB_PLANS[plan]
+    names = [v.strip() for v in variants.split(",") if v.strip()] if variants else list(design.variants)
     if (heldout or kb.KB_HELDOUT) in names:
         raise fail(f"the held-out variant {heldout or kb.KB_HELDOUT} must not be swept")
+    try:
+        seed_list = tuple(int(s) for s in seeds.split(",") if s.strip()) if seeds else design.seeds
+    except ValueError:
+        raise fail(f"--seeds must be a comma list of integers, got {seeds!r}") from None
+    design = dataclasses.replace(
+        design, variants=tuple(names), seeds=seed_list,
+        budget=budget_per_variant or design.budget,
+        repeat_budget=design.repeat_budget if repeat_budget is None else repeat_budget,
+        plan_seed=design.plan_seed if seed is None else seed,
+    )  # fmt: skip
     out = out or kb.ARTIFACTS_DIR
     records_file = out / kb.RECORDS_FILE
     fields = _kb_fields(
-        name="knowledge base" if grid is None else "knowledge base (restricted grid)",
-        students=students, budget=budget_per_variant or kb.KB_BUDGET_PER_VARIANT,
-        seed=kb.KB_SEED if seed is None else seed, grid=grid, epochs=epochs, max_length=max_length,
-        batch_size=batch_size, learning_rate=learning_rate, teacher_epochs=teacher_epochs,
+        name=f"knowledge base {design.name}" + ("" if grid is None else " (restricted grid)"),
+        students=students, budget=design.budget, seed=design.plan_seed, grid=grid, epochs=epochs,
+        max_length=max_length, batch_size=batch_size, learning_rate=learning_rate,
+        teacher_epochs=teacher_epochs, plan=design,
     )  # fmt: skip
     services = local_services(_work_dir(data_dir), executor=executor, embeddings=embeddings, own_store=True)
     try:
-        run_build(services, names, fields, records_file, max_runs=max_runs, dry_run=dry_run)
+        run_passes(services, design, fields, records_file, max_runs=max_runs, dry_run=dry_run)
     finally:
         services.close()
     if dry_run:
         return
     if fit and records_file.is_file():
         _fit(records_file, out / kb.ARTIFACT_FILE, evaluate=True)
+
+
+def run_passes(
+    services: Any,
+    design: Any,
+    fields: dict[str, Any],
+    records_file: Path,
+    *,
+    max_runs: int | None = None,
+    dry_run: bool = False,
+    runners: Any = None,
+) -> int:
+    """Work the plan's passes in order (the first seed's full pass, then each repeat seed's).
+
+    Returns:
+        Runs finished in this call (0 for a dry run, which prints each pass's plan and the totals).
+    """
+    n_students = len(fields["students"])
+    typer.echo(
+        f"plan {design.name}: {len(design.variants)} variants x {n_students} students, passes "
+        + ", ".join(f"seed {s}: {b} pipelines" for s, b in design.passes())
+        + f"; {design.repeated_share():.0%} of the cells get every seed"
+    )
+    finished, left = 0, max_runs
+    for train_seed, budget in design.passes():
+        if not budget or (left is not None and left <= 0):
+            continue
+        seeded = {**fields, "train_seed": train_seed, "budget": budget}
+        typer.echo(f"pass seed {train_seed}, {budget} pipelines per group:")
+        summary = run_build(
+            services,
+            list(design.variants),
+            seeded,
+            records_file,
+            max_runs=left,
+            dry_run=dry_run,
+            runners=runners,
+        )
+        if summary is not None:
+            finished += summary.n_finished
+            left = None if left is None else left - summary.n_finished
+    return finished
 
 
 def _fit(records: Path, artifact: Path, *, evaluate: bool) -> None:

@@ -139,3 +139,30 @@ def test_noise_repeats_the_same_pipelines_per_seed_and_resumes(tmp_path: Path) -
     # the fake runner's score depends on the pipeline only: no seed noise, a real pipeline spread
     assert group["seeds_per_pipeline"] == 2 and group["seed_std"] == 0.0 and group["pipeline_spread"] > 0
     assert json.loads(out.read_text())["settings"]["s"]["summary"]["n_runs"] == 6
+
+
+def test_plan_passes_repeat_the_first_pipelines_with_a_second_seed(tmp_path: Path) -> None:
+    from app.commands.kb import run_passes
+    from recommender import read_records
+    from recommender.records import seed_means
+    from recommender.sweep_kb import KB_V2
+
+    design = dataclasses.replace(
+        KB_V2, variants=("rt_polarity_200",), budget=3, seeds=(42, 43), repeat_budget=1
+    )
+    records = tmp_path / "records.parquet"
+
+    def passes(root: str, **kw: Any) -> int:
+        services = _services(tmp_path / root)
+        try:
+            return run_passes(services, design, _fields(3), records, runners=FAKE_RUNNERS, **kw)
+        finally:
+            services.close()
+
+    assert passes("a", max_runs=2) == 2  # a session's cap spans the passes
+    assert passes("b") == 2 and passes("b") == 0  # resumes from the file; nothing left to run
+    runs = read_records(records)
+    assert sorted(r.seed for r in runs) == [42, 42, 42, 43]
+    assert all(r.epochs == FAST["epochs"] and r.max_length == FAST["max_length"] for r in runs)
+    cells = seed_means(runs)
+    assert len(cells) == 3 and sorted(c.raw["n_seeds"] for c in cells) == [1, 1, 2]

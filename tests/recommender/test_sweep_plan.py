@@ -165,3 +165,23 @@ def test_planning_and_evidence_modules_do_not_import_torch():
     root = Path(__file__).resolve().parents[2]
     done = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0 and done.stdout.strip() == "[]", done.stderr
+
+
+def test_knowledge_base_v2_design_meets_the_width_and_seed_targets():
+    from models.data.builtin import BUILTINS
+    from recommender.sweep_kb import KB_HELDOUT, KB_PLANS, KB_V2
+
+    tasks = {v.split("@")[0] for v in KB_V2.variants}
+    assert set(tasks) <= set(BUILTINS) and len(KB_V2.variants) >= 16 and len(tasks) >= 8
+    assert KB_HELDOUT.split("@")[0] not in tasks  # the held-out check's task is in no sweep
+    assert len({s.describe() for s in KB_V2.students}) >= 4 and any(s.fresh for s in KB_V2.students)
+    assert KB_V2.passes() == [(42, 10), (43, 4)] and KB_V2.repeated_share() >= 0.25
+    assert KB_V2.max_runs() >= 1200
+    assert KB_PLANS["v1"].max_runs() == 320 and KB_PLANS["v1"].repeated_share() == 0.0
+
+
+def test_repeat_seeds_train_the_prefix_of_each_groups_order(candidates):
+    # a repeat pass plans `repeat_budget` pipelines with the same plan seed: the balanced order's
+    # prefix, so those cells get a second seed of the very same pipelines
+    first = balanced_order(candidates, seed=5, limit=10)
+    assert balanced_order(candidates, seed=5, limit=4) == first[:4]
