@@ -1,8 +1,10 @@
 """The built-in knowledge base: which sweeps build it, its records file, and the shipped fit.
 
-The knowledge base is a sweep over the offline datasets and subsampled sizes of them, two
-students derived from MiniLM-L6 (1 and 2 layers), every runnable pipeline component, with
-CPU-friendly training settings. Its records live in ``recommender/artifacts/sweep_records.parquet``
+The knowledge base is a sweep over the offline datasets and subsampled sizes of them, students
+derived from MiniLM-L6, every runnable pipeline component, with CPU-friendly training settings. Two
+designs (:class:`KBPlan`): ``v1``, the first 320 runs (8 variants of 5 tasks, 1- and 2-layer
+students, one seed), and ``v2`` (18 variants of 10 tasks, 1-4 layers and a fresh narrow student,
+a second seed on 40 % of the cells). Its records live in ``recommender/artifacts/sweep_records.parquet``
 (each with ``raw.run_key``, so a build resumes from the file alone) and the meta-learner fitted on
 exactly those records in ``recommender/artifacts/meta_learner.skops`` (its sidecar holds the
 records digest). One variant is kept out of every sweep for the held-out check.

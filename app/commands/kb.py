@@ -1,8 +1,9 @@
 """``autodistiller kb``: build the built-in knowledge base, fit the shipped meta-learner, evidence.
 
-``kb build`` sweeps the offline dataset variants with two derived students through the service's
-own queue (a store in ``--data-dir``, the local worker), appends every finished run to
-``<out>/sweep_records.parquet`` at once, and refits ``<out>/meta_learner.skops`` at the end. It
+``kb build`` sweeps a knowledge-base plan (``--plan v2``, or ``v1`` for the first 320 runs), seed
+pass by seed pass, through the service's own queue (a store in ``--data-dir``, the local worker),
+appends every finished run to ``<out>/sweep_records.parquet`` at once, and refits
+``<out>/meta_learner.skops`` at the end (``--no-fit`` leaves the shipped learner alone). It
 resumes from the records file alone (each record carries its run key) and from the work store
 (queued or interrupted jobs continue from their checkpoints), so it can be spread over sessions:
 ``--max-runs`` bounds one session's work. ``kb evidence`` regenerates the leave-one-dataset-out
