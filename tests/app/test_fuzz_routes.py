@@ -303,6 +303,7 @@ class Request:
     data: dict[str, str] | None = None
     files: dict[str, Any] | None = None
     template: str = ""  # the operation's path, e.g. /jobs/{job_id}
+    json_body: Any = None  # the JSON body before encoding (it may hold Raw tokens)
 
     def httpx_kwargs(self, auth: dict[str, str]) -> dict[str, Any]:
         """Arguments of ``httpx.Client.build_request``; text that UTF-8 cannot carry (a lone
@@ -403,7 +404,7 @@ class Context:
         bodies = JSON_BASELINES.get(op.name, lambda ids: [{}])(ids) if op.body == "json" else [None]
         json_type = {"Content-Type": "application/json"}
         return [
-            Request(op.method, url, dict(params), json_type, dumps(b), template=op.path)
+            Request(op.method, url, dict(params), json_type, dumps(b), template=op.path, json_body=b)
             if b is not None
             else Request(op.method, url, dict(params), template=op.path)
             for b in bodies
@@ -491,8 +492,8 @@ def mutate(base: Request, op_field: Field, value: Any) -> Request:
     elif loc == "form":
         req.data = {**(req.data or {}), str(path[0]): as_text(value)}
     elif loc == "body":
-        body = json.loads(req.content) if req.content else {}
-        req.content = dumps(set_in(body, path, value))
+        req.json_body = set_in(req.json_body, path, value)
+        req.content = dumps(req.json_body)
     return req
 
 
@@ -514,7 +515,7 @@ def baseline_for(ctx: Context, op: Operation, op_field: Field) -> Request:
         return options[-1]
     if op_field.location == "body":
         for req in options:
-            if req.content and op_field.path[:1] and get_in(json.loads(req.content), op_field.path[:1]):
+            if op_field.path[:1] and get_in(req.json_body, op_field.path[:1]):
                 return req
     return options[0]
 
@@ -848,3 +849,38 @@ def test_dumps_writes_raw_tokens_and_nested_values() -> None:
         Field("path", ("job_id",), "string"),
         "a/b",
     ).url == ("/jobs/a%2Fb/logs")
+
+
+def test_the_fuzzer_reports_a_5xx_an_exception_a_path_leak_and_an_echo(tmp_path: Path) -> None:
+    """The properties are checked for real: a tiny app that breaks each one is caught each time."""
+    from fastapi import FastAPI
+    from fastapi.responses import JSONResponse
+    from fastapi.testclient import TestClient
+
+    broken = FastAPI()
+
+    @broken.get("/status")
+    def status() -> JSONResponse:
+        return JSONResponse({"error": "unavailable"}, status_code=503)
+
+    @broken.get("/raises")
+    def raises() -> None:
+        raise ValueError("embedded null byte")
+
+    @broken.get("/leaks")
+    def leaks() -> dict[str, str]:
+        return {"message": f"put models under {tmp_path / 'models'}"}
+
+    @broken.get("/echoes")
+    def echoes(q: str = "") -> JSONResponse:
+        return JSONResponse({"error": f"unknown {q}"}, status_code=404)
+
+    fuzzer = Fuzzer(TestClient(broken), Context({}, (str(tmp_path),)), {})
+    for url in ("/status", "/raises", "/leaks", "/echoes?q=" + "a" * 40_000):
+        fuzzer.send(Request("GET", url), auth="none")
+    echo = len(fuzzer.client.get("/echoes?q=" + "a" * 40_000).content)
+    starts = ("status 503 [none]", "exception [none]", "leaks server path(s)", f"a {echo}-byte error body")
+    assert len(fuzzer.failures) == 4 and all(map(str.startswith, fuzzer.failures, starts)), fuzzer.failures
+    assert "ValueError: embedded null byte" in fuzzer.failures[1]
+    with pytest.raises(AssertionError, match="4 broken properties"):
+        fuzzer.check()
