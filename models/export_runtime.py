@@ -25,6 +25,8 @@ Batch = dict[str, np.ndarray]
 Predictor = Callable[[Batch], np.ndarray]
 MODEL_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".onnx", ".data")
+# A run's machine-local paths (dataset file, teacher folder), kept out of the served report.json.
+RUN_PATHS = "run_paths.json"
 
 
 def read_report(run_dir: Path) -> dict:
@@ -37,7 +39,11 @@ def read_report(run_dir: Path) -> dict:
     if not path.is_file():
         raise AssetMissingError(f"{run_dir} is not a finished run: it has no report.json")
     try:
-        return json.loads(path.read_text())
+        report = json.loads(path.read_text())
+        local = path.with_name(RUN_PATHS)  # the machine-local locations report.json leaves out
+        if local.is_file():
+            report["local_paths"] = json.loads(local.read_text())
+        return report
     except (OSError, json.JSONDecodeError) as exc:
         raise AssetMissingError(f"cannot read {path}: {exc}") from exc
 
@@ -53,7 +59,8 @@ def run_dataset(report: dict, dataset=None):
         from models.data import load_dataset
 
         spec = report.get("spec") or {}
-        source = spec.get("dataset") or report["dataset"]["name"]
+        local = report.get("local_paths") or {}
+        source = local.get("dataset") or spec.get("dataset") or report["dataset"]["name"]
         dataset = load_dataset(source, **(spec.get("dataset_options") or {}))
     return dataset, dataset.digest() == report.get("dataset", {}).get("digest")
 

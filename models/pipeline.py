@@ -5,19 +5,23 @@
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import logging
+import os
 import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import torch
 from filelock import FileLock
 
 from models.batching import encode_examples
 from models.config import DistillSpec, KDConfig, LossWeights, TrainingConfig, check_compatible
+from models.export_runtime import RUN_PATHS
 from models.metrics import primary_metric
 from models.modeling import (
     build_student,
@@ -256,8 +260,66 @@ def run_distillation(
         dev,
     )
     plot_learning_curves(histories, metric, out / "learning_curves.png")
+    # report.json is served to clients: it names files relative to the run and cache folders; the
+    # machine-local locations a later export needs stay in run_paths.json, which is never served
+    local = {"dataset": spec.dataset, "teacher_path": str(report.pop("teacher_path"))}
+    (out / RUN_PATHS).write_text(json.dumps(local, indent=2))
+    report = portable_report(report, {out: ".", cache: "cache"})
     (out / "report.json").write_text(json.dumps(report, indent=2, default=str))
     return report
+
+
+def portable_path(text: str, anchors: dict[Path, str]) -> str:
+    """An absolute path as a report may show it: relative to an anchor folder (``cache/teachers/x``),
+    else its last component. Anything else (a built-in name, a relative path) is returned as is."""
+    if not os.path.isabs(text):
+        return text
+    path = Path(text)
+    for folder, label in anchors.items():
+        for root in {folder, folder.resolve()}:
+            if path.is_relative_to(root):
+                rest = path.relative_to(root).as_posix()
+                return label if rest == "." else f"{label}/{rest}"
+    return path.name or "<path>"
+
+
+def _portable_tree(value: Any, anchors: dict[Path, str]) -> Any:
+    if isinstance(value, str):
+        return portable_path(value, anchors)
+    if isinstance(value, dict):
+        return {k: _portable_tree(v, anchors) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_portable_tree(v, anchors) for v in value]
+    return value
+
+
+def portable_report(report: dict, anchors: dict[Path, str]) -> dict:
+    """The report with no absolute path of this machine (dataset file, model folders, caches).
+
+    Only the fields that hold paths are rewritten (label names and other data are left alone).
+    """
+    out = copy.deepcopy(report)
+    spec = out.get("spec") or {}
+    for key in ("dataset", "teacher"):
+        if isinstance(spec.get(key), str):
+            spec[key] = portable_path(spec[key], anchors)
+    student = spec.get("student") or {}
+    if isinstance(student.get("checkpoint"), str):
+        student["checkpoint"] = portable_path(student["checkpoint"], anchors)
+    for kd in (spec.get("kd_config"), out.get("kd_config")):
+        aug = (kd or {}).get("augmentation") or {}
+        if isinstance(aug.get("mlm_model"), str):
+            aug["mlm_model"] = portable_path(aug["mlm_model"], anchors)
+        if aug.get("translation_models"):
+            aug["translation_models"] = [portable_path(p, anchors) for p in aug["translation_models"]]
+    for role in ("teacher", "student"):
+        desc = out.get(role) or {}
+        if isinstance(desc.get("name"), str):
+            desc["name"] = portable_path(desc["name"], anchors)
+    for key in ("teacher_fine_tuning", "teacher_cache"):
+        if key in out:
+            out[key] = _portable_tree(out[key], anchors)
+    return out
 
 
 def _augment_resources(cfg: KDConfig, teacher, tokenizer, device):

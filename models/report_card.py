@@ -99,6 +99,7 @@ def build_report_card(
     models, timing = {}, {}
     for source in sources:
         models[source.role], timing[source.role] = _measure(source, dataset, run_max_length(report), speed)
+        models[source.role]["path"] = _shown_path(source.path, run_dir)
     with torch_threads(speed.threads):  # side by side, so the speed-ups compare like with like
         for role, measured in measure_speeds(timing, speed).items():
             models[role].update(measured)
@@ -110,7 +111,7 @@ def build_report_card(
     recommendation = recommendation if recommendation is not None else report.get("recommendation")
     card = {
         "schema_version": 1,
-        "run_dir": str(run_dir),
+        "run_dir": run_dir.name,  # the run's name (a job id in the service), never a server path
         "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "sections": list(SECTIONS),
         "dataset": {
@@ -165,19 +166,26 @@ def build_report_card(
     return card
 
 
+def _shown_path(path: Path, run_dir: Path) -> str:
+    """A model's location as the card shows it: inside the run, relative to it; else its name."""
+    return path.relative_to(run_dir).as_posix() if path.is_relative_to(run_dir) else path.name
+
+
 def _sources(run_dir: Path, report: dict, export: dict | None) -> tuple[list[_Source], dict[str, str]]:
     """The models this run has, and for each missing one why it is missing."""
     artifacts = report.get("artifacts") or {}
-    teacher = report.get("teacher_path")
+    # the local folder (run_paths.json; older runs kept it in report.json); messages name no path
+    teacher = (report.get("local_paths") or {}).get("teacher_path") or report.get("teacher_path")
     if not teacher or not (Path(teacher) / "config.json").is_file():
         raise AssetMissingError(
-            f"the report card needs the run's fine-tuned teacher, but {teacher or '(no teacher_path)'} is "
-            "missing (was the teacher cache cleared? rerun the distillation to rebuild it)"
+            "the report card needs the run's fine-tuned teacher, but its folder "
+            f"{'(' + Path(teacher).name + ') ' if teacher else ''}is missing "
+            "(was the teacher cache cleared? rerun the distillation to rebuild it)"
         )
     student = run_dir / (artifacts.get("student") or "student")
     if not (student / "config.json").is_file():
         raise AssetMissingError(
-            f"the report card needs the distilled student, but {student} has no config.json"
+            f"the report card needs the distilled student, but the run's {student.name}/ has no config.json"
         )
     sources = [_Source("teacher", Path(teacher), "pytorch", "fp32", Path(teacher))]
     notes: dict[str, str] = {}
@@ -214,7 +222,7 @@ def _measure(source: _Source, dataset, max_length: int, speed: SpeedOptions) -> 
         model = AutoModelForSequenceClassification.from_pretrained(str(source.path), local_files_only=True)
         if model.config.num_labels != dataset.num_labels:
             raise ConfigError(
-                f"{source.path} has {model.config.num_labels} outputs but dataset "
+                f"the {source.role} model has {model.config.num_labels} outputs but dataset "
                 f"{dataset.name!r} needs {dataset.num_labels}: not this run's model"
             )
         names, params = model_input_names(model, tokenizer), count_parameters(model)
@@ -233,7 +241,7 @@ def _measure(source: _Source, dataset, max_length: int, speed: SpeedOptions) -> 
         "note": None,
         "runtime": source.runtime,
         "precision": source.precision,
-        "path": str(source.path),
+        "path": source.path.name,  # replaced by the run-relative name by the caller
         "parameters": params,
         "file_size_bytes": folder_bytes(source.path),
         **_quality(logits, enc.labels, dataset.task_kind, dataset.label_names),
