@@ -216,12 +216,18 @@ def test_builtin_names_never_resolve_to_files(tmp_path: Path, monkeypatch: pytes
 # ---- property: random and mutated files raise DatasetError or load, nothing else -----------------
 FORMATS = [".csv", ".tsv", ".jsonl", ".json", ".parquet"]
 NAMES = ["text", "label", "sentence", "target", "split", "x", "", "text", "é", "a,b", '"q"']
+# Any code point, with the troublesome ones (lone surrogates, NUL, separators, BOM) made likely.
+ODD_CHARS = st.one_of(
+    st.characters(exclude_categories=()),
+    st.sampled_from(["\ud800", "\udfff", "\x00", "\x7f", "\u2028", "\ufeff"]),
+)
 CELLS = st.one_of(
     st.none(),
     st.booleans(),
     st.integers(min_value=-(10**30), max_value=10**30),
     st.floats(allow_nan=True, allow_infinity=True),
     st.text(max_size=30),
+    st.text(ODD_CHARS, max_size=10),
     st.sampled_from(["", "nan", "train", "dev", "test", "1e400", "-0", "1" + "0" * 400, "\x00", "a\nb"]),
     st.lists(st.integers(), max_size=3),
 )
@@ -246,10 +252,12 @@ def encode_table(fmt: str, columns: list[str], rows: list[list[Any]]) -> bytes:
     import pyarrow.parquet as pq
 
     names = list(dict.fromkeys(columns)) or ["text"]
-    data = {
-        n: [None if v is None else str(v) for v in (row[i] if i < len(row) else None for row in rows)]
-        for i, n in enumerate(names)
-    }
+
+    def cell(row: list[Any], i: int) -> str | None:  # Parquet strings are UTF-8: no surrogates
+        value = row[i] if i < len(row) else None
+        return None if value is None else str(value).encode("utf-8", "replace").decode("utf-8")
+
+    data = {n: [cell(row, i) for row in rows] for i, n in enumerate(names)}
     sink = io.BytesIO()
     pq.write_table(pa.table(data), sink)
     return sink.getvalue()
@@ -265,9 +273,11 @@ def data_files(draw: st.DrawFn) -> tuple[str, bytes]:
     rows = draw(st.lists(st.lists(CELLS, min_size=width, max_size=width), max_size=25))
     if draw(st.booleans()):  # a plausible dataset (often valid), which mutations may then damage
         columns = ["text", "label"]
-        labels = CELLS if draw(st.booleans()) else st.sampled_from(["pos", "neg", 0, 1, 2])
-        size = draw(st.integers(0, 30))
-        rows = [[f"row {i} says {draw(st.text(max_size=8))}", draw(labels)] for i in range(size)]
+        labels = CELLS if draw(st.integers(0, 3)) == 0 else st.sampled_from(["pos", "neg", 0, 1, 2])
+        wide = draw(st.booleans())  # any code point: surrogates, control characters
+        words = st.text(ODD_CHARS, max_size=8) if wide else st.text(max_size=8)
+        size = draw(st.integers(5, 30))
+        rows = [[f"row {i} says {draw(words)}", draw(labels)] for i in range(size)]
     raw = encode_table(fmt, columns, rows)
     raw = CODECS[codec](raw) if codec else raw
     for _ in range(draw(st.sampled_from([0, 0, 0, 1, 2, 3]))):
@@ -283,7 +293,7 @@ def data_files(draw: st.DrawFn) -> tuple[str, bytes]:
 
 
 @settings(
-    max_examples=200,
+    max_examples=300,
     deadline=None,
     derandomize=True,
     database=None,
