@@ -81,6 +81,18 @@ class CandidateTable:
     # (n_components + 1, n_candidates): the id of each candidate's value of each component, and
     # last the candidate's own index (the portfolio's shared and own error terms)
     value_codes: np.ndarray
+    # per component: candidates sorted by value code, and where each value's run starts
+    value_order: list[np.ndarray]
+    value_starts: list[np.ndarray]
+    value_segment: list[np.ndarray]  # the value's run index at each sorted position
+    # per component: candidates sorted by "same except this" group, and where each group starts
+    group_order: dict[str, np.ndarray]
+    group_starts: dict[str, np.ndarray]
+
+    def members(self, component: str, group: int) -> np.ndarray:
+        """The candidates of one "same except this component" group."""
+        starts = self.group_starts[component]
+        return self.group_order[component][starts[group] : starts[group + 1]]
 
     @classmethod
     def build(cls, configs: list[KDConfig]) -> CandidateTable:
@@ -95,7 +107,26 @@ class CandidateTable:
             codes.append(vid.reshape(-1))
         codes.append(np.arange(len(configs)))
         sizes = {component: np.bincount(gid) for component, gid in groups.items()}
-        return cls(configs, matrix, groups, sizes, np.array(codes, dtype=np.intp))
+        value_order = [np.argsort(c, kind="stable") for c in codes[:-1]]
+        value_starts = [
+            np.flatnonzero(np.r_[True, np.diff(c[o]) != 0])
+            for c, o in zip(codes[:-1], value_order, strict=True)
+        ]
+        value_segment = [np.cumsum(np.isin(np.arange(len(configs)), st)) - 1 for st in value_starts]
+        group_order = {c: np.argsort(gid, kind="stable") for c, gid in groups.items()}
+        group_starts = {c: np.r_[0, np.cumsum(n)] for c, n in sizes.items()}
+        return cls(
+            configs,
+            matrix,
+            groups,
+            sizes,
+            np.array(codes, dtype=np.intp),
+            value_order,
+            value_starts,
+            value_segment,
+            group_order,
+            group_starts,
+        )
 
 
 @dataclass(frozen=True)
@@ -197,7 +228,7 @@ def drivers_and_alternatives(
                 "text": f"{words}: {effect:+.3f} ratio against its {n_others} alternatives",
             }
         )
-        same = np.flatnonzero(gid == g)
+        same = table.members(component, g)
         same = same[same != index]
         best = int(same[np.argmax(pred[same])])
         alternatives.append(

@@ -39,7 +39,7 @@ from recommender.features import (
     nan_distances,
     standardize_fit,
 )
-from recommender.portfolio import correlated_noise, greedy_portfolio, noise_bank, shortlist
+from recommender.portfolio import correlated_noise, greedy_portfolio, noise_bank, shortlist, unit_noise
 from recommender.records import SweepRecord
 from recommender.space import PAPER_GRID, SearchGrid, candidate_space
 
@@ -367,6 +367,8 @@ class MetaLearner(RegressorMixin, BaseEstimator):
                 )
             table = CandidateTable.build(configs)
             cache[key] = (table, self._prepare(table))
+            # every candidate's unit error draws, gathered once: a call then only scales a slice
+            cache[("noise", *key)] = unit_noise(self._noise_bank(), table.value_codes).astype(np.float32)
         return cache[key]
 
     def recommend(
@@ -404,11 +406,12 @@ class MetaLearner(RegressorMixin, BaseEstimator):
         task_kind = task_kind or _task_kind(meta_features)
         if candidates is None:
             table, partial = self.candidate_table(teacher, student, task_kind)
+            unit = self._cache[("noise", "candidates", teacher, student, task_kind)]
         else:
             if not candidates:
                 raise ValueError("candidates is empty")
             table = CandidateTable.build(list(candidates))
-            partial = self._prepare(table)
+            partial, unit = self._prepare(table), None
         models = self._leaf_models()
         ctx = self.feature_space_.context_vector(meta_features, teacher, student)
         offset = float(models["group_model_"].predict(ctx)[0]) if self.target == "relative" else 0.0
@@ -416,7 +419,11 @@ class MetaLearner(RegressorMixin, BaseEstimator):
         ceiling = max(1.0, max((float(self.dataset_max_ratio_[i]) for i, _ in neighbours), default=1.0))
         pred = np.minimum(partial.predict(ctx) + offset, ceiling)  # (n_candidates,)
         short = shortlist(pred, table, k)
-        noise = correlated_noise(self._noise_bank(), table, short, self.pipeline_sigma_)
+        noise = (
+            correlated_noise(self._noise_bank(), table, short, self.pipeline_sigma_)
+            if unit is None
+            else self.pipeline_sigma_ * unit[:, short]
+        )
         picks, expected = greedy_portfolio(pred[short], noise, min(k, _PORTFOLIO_MAX, short.size), ceiling)
         order = short[picks]
         if k > order.size:  # the rest in predicted order

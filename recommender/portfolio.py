@@ -33,9 +33,14 @@ def correlated_noise(
     bank: np.ndarray, table: CandidateTable, indices: np.ndarray, sigma: float
 ) -> np.ndarray:
     """(n_samples, len(indices)) error draws for the candidates ``indices`` of ``table``."""
-    codes = table.value_codes[:, indices] % BANK_WIDTH  # (n_components + 1, m)
+    return sigma * unit_noise(bank, table.value_codes[:, indices])
+
+
+def unit_noise(bank: np.ndarray, codes: np.ndarray) -> np.ndarray:
+    """(n_samples, m) unit-variance draws for candidates with value ``codes`` (n_components + 1, m)."""
+    codes = codes % BANK_WIDTH
     draws = bank[np.arange(codes.shape[0])[:, None], :, codes]  # (n_components + 1, m, n_samples)
-    return (sigma / np.sqrt(codes.shape[0])) * draws.sum(axis=0).T
+    return draws.sum(axis=0).T / np.sqrt(codes.shape[0])
 
 
 def shortlist(pred: np.ndarray, table: CandidateTable, k: int) -> np.ndarray:
@@ -45,12 +50,14 @@ def shortlist(pred: np.ndarray, table: CandidateTable, k: int) -> np.ndarray:
     # picks for a smaller k are the first picks for a larger one
     top = np.argpartition(-pred, m - 1)[:m] if m < pred.size else np.arange(pred.size)
     extra = []
-    for codes in table.value_codes[:-1]:
-        best = np.full(int(codes.max()) + 1, -np.inf)
-        np.maximum.at(best, codes, pred)
-        winners = np.flatnonzero(pred >= best[codes])
-        _, first = np.unique(codes[winners], return_index=True)
-        extra.append(winners[first])
+    back = -np.arange(pred.size)  # the first best of a run has the largest -position
+    for order, starts, segment in zip(
+        table.value_order, table.value_starts, table.value_segment, strict=True
+    ):
+        values = pred[order]  # (n,) grouped by value of this component
+        is_best = values >= np.maximum.reduceat(values, starts)[segment]
+        first = np.maximum.reduceat(np.where(is_best, back, -pred.size), starts)
+        extra.append(order[-first])  # the first best candidate of each value
     out = np.unique(np.concatenate([top, *extra]))
     return out[np.argsort(-pred[out], kind="stable")]
 
@@ -78,7 +85,7 @@ def greedy_portfolio(
     taken = np.zeros(pred.size, dtype=bool)
     taken[first] = True
     for _ in range(min(k, pred.size) - 1):
-        gain = np.maximum(samples, best[:, None]).mean(axis=0)
+        gain = np.maximum(samples, best[:, None]).sum(axis=0)  # n_samples x the expected best
         gain[taken] = -np.inf
         j = int(np.argmax(gain))
         picks.append(j)

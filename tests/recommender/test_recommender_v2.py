@@ -14,7 +14,7 @@ from recommender import nested as nested_mod
 from recommender.conformal import out_of_fold, weighted_quantile
 from recommender.explain import CandidateTable
 from recommender.nested import LeakError, evaluate_fold, nested_evaluation, random_best_of
-from recommender.portfolio import correlated_noise, greedy_portfolio, noise_bank
+from recommender.portfolio import correlated_noise, greedy_portfolio, noise_bank, shortlist
 from recommender.tasks import source_task
 from tests.recommender.conftest import FAST
 from tests.recommender.synthetic import STUDENTS, TEACHERS
@@ -148,3 +148,16 @@ def test_a_planted_leak_is_caught(history, monkeypatch):
     train = [r for r in history if r.dataset_id != "syn-0"] + twin
     with pytest.raises(LeakError):
         evaluate_fold(MetaLearner(**FAST), train, test, grid=GRID)
+
+
+def test_shortlist_offers_the_best_of_every_component_value(history):
+    m = MetaLearner(**FAST, calibration="none").fit(history)
+    r = history[0]
+    table, partial = m.candidate_table(r.teacher, r.student, "classification")
+    pred = partial.predict(m.feature_space_.context_vector(dict(r.meta_features), r.teacher, r.student))
+    short = shortlist(pred, table, 3)
+    assert len(set(short.tolist())) == short.size and pred[short[0]] == pred.max()
+    for codes in table.value_codes[:-1]:
+        for v in np.unique(codes):
+            idx = np.flatnonzero(codes == v)
+            assert idx[np.argmax(pred[idx])] in set(short.tolist())
