@@ -198,16 +198,25 @@ def _split(
                 f"group column {shown(cols.group)} has a single group; a grouped split needs 2 or more"
             )
             return "none", problems, warnings
-        for row, is_dev in zip(rows, assign_dev(strata, groups, opts.dev_fraction, opts.seed), strict=True):
+        keep = kind == "classification"  # a class must not be in dev only; a label decile may
+        sides = assign_dev(strata, groups, opts.dev_fraction, opts.seed, keep_strata=keep)
+        for row, is_dev in zip(rows, sides, strict=True):
             row.split = "dev" if is_dev else "train"
         how = f"grouped by {shown(cols.group)}, stratified" if cols.group else "stratified"
         how += " by label decile" if kind == "regression" else " by label"
         method = f"{how} (seed {opts.seed}, dev {opts.dev_fraction:.0%})"
     counts = Counter(r.split for r in rows)
+    automatic = opts.dev_file is None and not cols.split
     for side in ("train", "dev"):
         if not counts[side] and not quiet:
+            single = "lies in a single group" if cols.group else "has a single row"
+            why = (
+                f": every class {single}, and dev only takes classes that train keeps"
+                if automatic and side == "dev" and kind == "classification"
+                else ""
+            )
             problems.append(
-                f"the {side} split is empty ({len(rows)} usable rows); add rows or change the split"
+                f"the {side} split is empty ({len(rows)} usable rows){why}; add rows or change the split"
             )
     if kind == "classification" and counts["dev"]:
         absent = sorted({str(r.label) for r in rows} - {str(r.label) for r in rows if r.split == "dev"})

@@ -20,6 +20,7 @@ REGRESSION_MIN_DISTINCT = 10
 MANY_CLASSES = 30
 # Class names are stored and returned by the service: keep them short and printable.
 MAX_LABEL_CHARS = 200
+MAX_CLASSES = 1000
 # Regression targets beyond this would overflow squared-error sums and label statistics.
 MAX_ABS_TARGET = 1e15
 
@@ -169,7 +170,12 @@ def parse_labels(
         problems.append(
             f"only one class ({fmt_values(label_names)}) in the label column; classification needs at least 2"
         )
-    if numeric and len(label_names) >= MANY_CLASSES:
+    if len(label_names) > MAX_CLASSES:
+        problems.append(
+            f"{len(label_names)} distinct labels: classification supports at most {MAX_CLASSES} classes"
+            + (f" (if the labels are scores, pass {regression})" if numeric else "")
+        )
+    elif numeric and len(label_names) >= MANY_CLASSES:
         warnings.append(f"{len(label_names)} numeric classes: if the labels are scores, pass {regression}")
     by_row = dict(zip((r for r, _ in present), names, strict=True))
     parsed: list[str | float | None] = [by_row.get(r) for r in rows]

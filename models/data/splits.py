@@ -35,7 +35,9 @@ def quantile_bins(values: Sequence[float], bins: int = 10) -> list[str]:
     return out
 
 
-def assign_dev(strata: Sequence[str], groups: Sequence[str], fraction: float, seed: int) -> list[bool]:
+def assign_dev(
+    strata: Sequence[str], groups: Sequence[str], fraction: float, seed: int, keep_strata: bool = True
+) -> list[bool]:
     """Choose dev rows: whole groups, about ``fraction`` of each stratum.
 
     Each group joins the stratum most of its rows belong to; within a stratum groups are taken in
@@ -48,6 +50,8 @@ def assign_dev(strata: Sequence[str], groups: Sequence[str], fraction: float, se
         groups: Per row, the group that must stay on one side (the text itself when ungrouped).
         fraction: Target dev fraction.
         seed: Split seed.
+        keep_strata: When filling an empty dev, leave every stratum a group in train (classes;
+            regression deciles need not).
 
     Returns:
         Per row, True for dev.
@@ -77,7 +81,7 @@ def assign_dev(strata: Sequence[str], groups: Sequence[str], fraction: float, se
                 for i in members[names[j]]:
                     is_dev[i] = True
     if not any(is_dev):
-        _fill_dev(is_dev, members, by_stratum, fraction, seed)
+        _fill_dev(is_dev, members, by_stratum, fraction, seed, keep_strata)
     return is_dev
 
 
@@ -87,12 +91,14 @@ def _fill_dev(
     by_stratum: dict[str, list[str]],
     fraction: float,
     seed: int,
+    keep_strata: bool,
 ) -> None:
     """Take about ``fraction`` of all rows as dev, whole groups in seeded order, across strata.
 
-    A stratum keeps at least one group in train, so dev holds no class that train lacks.
+    With ``keep_strata`` a stratum keeps at least one group in train, so dev holds no class that
+    train lacks.
     """
-    spare = {s: len(g) - 1 for s, g in by_stratum.items()}
+    spare = {s: len(g) - keep_strata for s, g in by_stratum.items()}
     candidates = [(s, g) for s in sorted(by_stratum) for g in sorted(by_stratum[s]) if spare[s] > 0]
     target = max(1, _round(fraction * len(is_dev)))
     taken = 0

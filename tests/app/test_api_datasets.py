@@ -359,3 +359,19 @@ def test_lone_surrogates_from_json_escapes_are_handled(api: Api, where: str) -> 
     content = "".join(json.dumps(r) + "\n" for r in rows).encode()  # json escapes it as \\ud800
     error = _refused(_upload(api, "surrogate.jsonl", content), api, 422, "invalid_dataset")
     assert "row 4: a string holds an unpaired surrogate" in response_text(error)
+
+
+def test_odd_but_valid_characters_in_texts_load(api: Api) -> None:
+    rows = [
+        {"text": f"row {i} \x00 nul \ufeff bom \u2028 sep \U0001f600 {i * 3}", "label": "ab"[i % 2]}
+        for i in range(30)
+    ]
+    content = "".join(json.dumps(r) + "\n" for r in rows).encode()
+    response = _upload(api, "odd.jsonl", content)
+    assert response.status_code == 201, response.text
+
+
+def test_too_many_classes_is_a_422(api: Api) -> None:
+    data = b"text,label\n" + b"".join(f"text {i} words,class {i}\n".encode() for i in range(3000))
+    error = _refused(_upload(api, "classes.csv", data), api, 422, "invalid_dataset")
+    assert "at most 1000 classes" in response_text(error) and "dev split" not in response_text(error)

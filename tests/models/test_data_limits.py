@@ -188,6 +188,16 @@ def test_small_regression_file_gets_a_dev_split(tmp_path: Path) -> None:
     assert len(dataset.dev) == 2 and len(dataset.train) == 18
     again = load_dataset(path, task_kind="regression")
     assert again.digest() == dataset.digest()  # still deterministic
+    path.write_bytes(_csv(_rows(10, regression=True)))  # the stated minimum
+    ten = load_dataset(path, task_kind="regression")
+    assert len(ten.dev) == 1 and len(ten.train) == 9
+
+
+def test_single_row_classes_explain_the_empty_dev(tmp_path: Path) -> None:
+    path = tmp_path / "singletons.csv"
+    path.write_bytes(_csv([{"text": f"text {i}", "label": f"c{i}"} for i in range(12)]))
+    with pytest.raises(DatasetError, match="every class has a single row"):
+        load_dataset(path)
 
 
 def test_small_classification_file_with_many_classes_keeps_dev_classes_in_train(tmp_path: Path) -> None:
