@@ -8,6 +8,9 @@ them out together. Decided here (strict, when in doubt together):
 - ``rt_polarity`` (Pang & Lee sentences) and ``rotten_tomatoes`` (RT snippets) are different
   corpora of the same domain and style (one-sentence movie reviews): one source, ``movie_reviews``.
 - ``bbc_news`` and ``bbc_pair`` (pairs built from BBC articles): one source, ``bbc``.
+- ``tweet_polarity`` labels the same tweets as ``tweet_sentiment``: ``tweets``.
+- ``sotu_party``, ``sotu_president`` and ``sotu_year`` label the same State of the Union passages:
+  one source, ``sotu``.
 
 Anything else is its own source: the dataset id without its ``:digest``, ``@size`` and
 ``_<number>`` suffixes. A record that carries a ``source_task`` of its own (knowledge base v2)
@@ -24,10 +27,14 @@ SHARED_SOURCES = {
     "tweet_sentiment": "tweets",
     "tweet_confidence": "tweets",
     "tweet_eval": "tweets",
+    "tweet_polarity": "tweets",
     "rotten_tomatoes": "movie_reviews",
     "rt_polarity": "movie_reviews",
     "bbc_news": "bbc",
     "bbc_pair": "bbc",
+    "sotu_party": "sotu",
+    "sotu_president": "sotu",
+    "sotu_year": "sotu",
 }
 _SIZE = re.compile(r"(@\d+|_\d+)$")
 

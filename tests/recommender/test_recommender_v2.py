@@ -36,6 +36,10 @@ def test_source_task_groups_sizes_and_same_text_tasks():
     assert source_task("rotten_tomatoes@250:cd6641973190") == source_task("rt_polarity_200")
     assert source_task("tweet_sentiment@600") == source_task("tweet_confidence@250") == "tweets"
     assert source_task("bbc_pair@500") == source_task("bbc_news@250:ffd7") == "bbc"
+    assert (
+        source_task("tweet_polarity@1000") == "tweets" and source_task("spam_assassin@500") == "spam_assassin"
+    )
+    assert source_task("sotu_party@1000") == source_task("sotu_year") == "sotu"
     assert source_task("imdb_1000") == "imdb" and source_task("syn-3") == "syn-3"
 
 
