@@ -470,7 +470,11 @@ def _read_parquet(path: Path, max_bytes: int | None = None, max_rows: int | None
                 raise DatasetLimitError(f"{path} decodes to more than the limit of {max_bytes} bytes")
             for name, column in zip(names, batch.columns, strict=True):
                 data[name].extend(column.to_pylist())
-    except (pa.ArrowException, OSError, ValueError, TypeError) as err:
+            if max_rows is not None and names and len(data[names[0]]) > max_rows:  # metadata can lie
+                raise _too_many_rows(str(path), max_rows)
+    # pyarrow's own errors, and Python's when a value cannot become a Python object (a timestamp
+    # in year 20000, an extension type): all mean the file cannot be read as a table here.
+    except (pa.ArrowException, OSError, ValueError, TypeError, ArithmeticError, LookupError) as err:
         raise DatasetError(f"not a readable Parquet file: {path} ({clip(str(err), 120)})") from err
     rows_read = len(next(iter(data.values()), []))
     if rows_read == 0:
