@@ -105,10 +105,23 @@ def heldout_summary(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
             }
         return out
 
+    def top1(subset: list[Mapping[str, Any]]) -> dict[str, Any]:
+        """Rank 1 of the recommendation against the fixed default, and how different the picks are."""
+        first = [r for r in subset if r["method"] == "recommended" and r.get("rank", 1) == 1]
+        default = [r for r in subset if r["method"] == "fixed_default"]
+        picks = [r.get("components") for r in subset if r["method"] == "recommended"]
+        diffs = [sum(a[c] != b[c] for c in a) for i, a in enumerate(picks) for b in picks[i + 1 :] if a and b]
+        return {
+            "recommended_top1_ratio": first[0]["ratio"] if first else None,
+            "fixed_default_ratio": default[0]["ratio"] if default else None,
+            "min_components_differing_between_picks": min(diffs) if diffs else None,
+        }
+
     students = sorted({r["student"] for r in rows})
     return {
         "overall": stats(list(rows)),
         "by_student": {s: stats([r for r in rows if r["student"] == s]) for s in students},
+        "top1_vs_default": {s: top1([r for r in rows if r["student"] == s]) for s in students},
     }
 
 

@@ -40,6 +40,8 @@ def run_heldout(
     from models.errors import AutoDistillerError
     from recommender import ArtifactError, load_meta_learner, read_records
     from recommender import sweep_kb as kb
+    from recommender.explain import describe
+    from recommender.features import CONFIG_COMPONENTS
     from recommender.space import candidate_space
     from recommender.sweep import PlannedRun, SweepGroup, run_key
     from recommender.sweep_evidence import heldout_choices, heldout_summary, pipeline_label, plot_heldout
@@ -81,6 +83,7 @@ def run_heldout(
                 planned.setdefault(key, PlannedRun(group, c.kd_config, tt, i, key))
                 rows.append({"student": spec.describe(), "method": c.method, "rank": c.rank,
                              "pipeline": pipeline_label(c.kd_config), "predicted_ratio": c.predicted_ratio,
+                             "components": {comp: describe(c.kd_config, comp) for comp in CONFIG_COMPONENTS},
                              "run_key": key})  # fmt: skip
         request = {"kind": "heldout", "dataset": name, "k": k, "n_random": n_random, "seed": seed}
         sweep = services.sweeps.submit(

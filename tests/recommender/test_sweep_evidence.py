@@ -128,12 +128,19 @@ def test_heldout_choices_are_top_k_random_others_and_the_fixed_default(keyed):
 
 def test_heldout_summary_and_plot(tmp_path):
     rows = [
-        {"student": "derived:1", "method": "recommended", "ratio": 0.95},
-        {"student": "derived:1", "method": "recommended", "ratio": 0.93},
+        {"student": "derived:1", "method": "recommended", "rank": 1, "ratio": 0.95,
+         "components": {"intermediate": "a", "mixup": "on", "weights": "w"}},
+        {"student": "derived:1", "method": "recommended", "rank": 2, "ratio": 0.93,
+         "components": {"intermediate": "b", "mixup": "off", "weights": "w"}},
         {"student": "derived:1", "method": "random", "ratio": 0.9},
         {"student": "derived:1", "method": "fixed_default", "ratio": None},
-    ]
+    ]  # fmt: skip
     summary = heldout_summary(rows)
+    assert summary["top1_vs_default"]["derived:1"] == {
+        "recommended_top1_ratio": 0.95,
+        "fixed_default_ratio": None,
+        "min_components_differing_between_picks": 2,
+    }
     assert summary["overall"]["recommended"] == {
         "n": 2,
         "mean_ratio": pytest.approx(0.94),
