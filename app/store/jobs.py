@@ -464,6 +464,13 @@ class JobStore:
             self._event(s, job_id, type_, data, utcnow())
 
     def events(self, job_id: str, *, after_id: int = 0, limit: int = 500) -> list[JobEvent]:
+        """Events of a job with an id above ``after_id``, oldest first.
+
+        An ``after_id`` beyond the column's range (Postgres ``integer``: 2**31 - 1) has no events
+        after it; it is answered without a query (binding it would overflow the column's type).
+        """
+        if after_id >= self._max_event_id():
+            return []
         with self.db.read() as s:
             rows = s.scalars(
                 select(JobEventRow)
@@ -472,6 +479,10 @@ class JobStore:
                 .limit(limit)
             ).all()
             return [_event_to_domain(r) for r in rows]
+
+    def _max_event_id(self) -> int:
+        # job_events.id is an INTEGER: 32 bits on Postgres, 64 on SQLite
+        return 2**31 - 1 if self.db.dialect == "postgresql" else 2**63 - 1
 
     @staticmethod
     def _event(s: Session, job_id: str, type_: str, data: dict[str, Any], at: datetime) -> None:
