@@ -217,6 +217,10 @@ def test_artifacts_and_sweep_records_stay_with_their_key(api: Api) -> None:
     for url in (f"/sweeps/{sweep['id']}", f"/sweeps/{sweep['id']}/records"):
         assert y.get(url).status_code == 404, url
     assert x.get("/sweeps").json()["count"] == 1 and y.get("/sweeps").json()["count"] == 0
+    # the admin key sees x's sweep, its records and the job's artifacts
+    assert api.get(f"/sweeps/{sweep['id']}/records").json()["count"] == 1
+    assert api.get("/sweeps").json()["count"] == 1
+    assert api.get(f"/jobs/{job['id']}/artifacts/report.json").status_code == 200
 
     # the records of x's two jobs: x and the admin read them, y does not ...
     own = x.get("/sweep-records", params={"source": "own"}).json()
