@@ -138,15 +138,19 @@ def fixed_portfolio_order(
     keys = sorted(fixed.scores_, key=lambda k: (-fixed.scores_[k], k))
     col = {k: j for j, k in enumerate(keys)}
     fd = np.array([fixed.scores_[k] for k in keys])
-    value = np.empty((len(groups), len(keys)))  # (n_groups, n_pipelines) ratio / best of group
-    for g, pipelines in enumerate(groups.values()):
+    rows = []  # per group: ratio / best ratio of the group, per pipeline
+    for pipelines in groups.values():
         means = {k: float(np.mean(v)) for k, v in pipelines.items()}
         best, mean = max(means.values()), float(np.mean(list(means.values())))
-        value[g] = (mean + fd) / best
+        if best <= 0:  # collapsed runs only: no fraction of the best to speak of
+            continue
+        row = (mean + fd) / best
         for k, m in means.items():
-            value[g, col[k]] = m / best
+            row[col[k]] = m / best
+        rows.append(row)
+    value = np.array(rows).reshape(len(rows), len(keys))  # (n_groups, n_pipelines)
     chosen: list[int] = []
-    current = np.full(len(groups), -np.inf)
+    current = np.full(len(rows), -np.inf)
     for _ in range(min(length, len(keys))):
         gain = np.maximum(value, current[:, None]).mean(axis=0)
         gain[chosen] = -np.inf

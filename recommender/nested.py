@@ -163,6 +163,8 @@ def select_params(
         for task, inner_train, inner_test in inner if len(inner) >= 2 else []:
             model = guarded_fit(template, inner_train, forbidden | {task})
             for g in held_out_groups(inner_test):
+                if g["scores"].max() <= 0 or len(g["records"]) < 2:
+                    continue
                 qualities.append(top1_quality(g["scores"], model.predict(g["records"])))
         score = float(np.mean(qualities)) if qualities else 0.0
         scores[str(sorted(point.items()))] = score
@@ -191,6 +193,8 @@ def evaluate_fold(
     rows = []
     for g in held_out_groups(test):
         real, recs = g["scores"], g["records"]
+        if real.max() <= 0 or len(recs) < 2:  # nothing to choose, or no fraction of the best
+            continue
         first = recs[0]
         kind = "regression" if first.meta_features.get("is_regression") else "classification"
         pred = model.predict(recs)

@@ -489,7 +489,9 @@ def evaluate_command(
             extra = [
                 r
                 for r in read_distiller_table(imported, imported_features)
-                if r.kd_config is not None and r.ratio is not None
+                if r.kd_config is not None
+                and r.ratio is not None
+                and r.ratio > 0  # collapsed runs say nothing
             ]
         result = write_nested_evaluation(
             _records_path(records),

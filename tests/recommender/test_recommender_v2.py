@@ -165,3 +165,32 @@ def test_shortlist_offers_the_best_of_every_component_value(history):
         for v in np.unique(codes):
             idx = np.flatnonzero(codes == v)
             assert idx[np.argmax(pred[idx])] in set(short.tolist())
+
+
+def test_a_ratio_above_one_needs_history_of_students_beating_their_teacher(history):
+    # only the dataset syn-4 ever had a student beat its teacher (1.05 everywhere there)
+    lifted = [dataclasses.replace(r, ratio=1.05) if r.dataset_id == "syn-4" else r for r in history]
+    m = MetaLearner(**FAST, calibration="none", n_neighbors=1).fit(lifted)
+    near_4 = next(r for r in lifted if r.dataset_id == "syn-4")
+    near_0 = next(r for r in lifted if r.dataset_id == "syn-0")
+    assert m.ceiling(near_4.meta_features) == pytest.approx(1.05)
+    assert m.ceiling(near_0.meta_features) == 1.0
+    for r in (near_0, near_4):
+        out = m.recommend(dict(r.meta_features), r.teacher, r.student, k=3)
+        assert all(
+            o.predicted_ratio <= m.ceiling(r.meta_features) and o.interval[1] <= m.ceiling(r.meta_features)
+            for o in out
+        )
+
+
+def test_an_imported_history_trains_but_is_never_tested(history):
+    from recommender.distiller_import import read_distiller_table
+    from tests.recommender.conftest import FIXTURES
+
+    imported = [r for r in read_distiller_table(FIXTURES / "distiller_table.csv") if r.kd_config is not None]
+    SpyLearner.fits = []
+    result = nested_evaluation(history[:120], learner=SpyLearner(**FAST), grid=GRID, extra_train=imported)
+    assert result["n_extra_train"] == len(imported) > 0
+    assert {g["dataset"] for g in result["groups"]} <= {r.dataset_id for r in history}
+    imported_ids = {r.dataset_id for r in imported}
+    assert any(imported_ids <= seen for seen in SpyLearner.fits)  # mixed into training
