@@ -11,6 +11,8 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from app.schemas.common import ModelDescriptorPublic
 from models.config import KDConfig, ModelPath, StudentSpec
 
+# Largest magnitude of an inline meta-feature (n_train and teacher_params stay far below it).
+MAX_META_FEATURE = 1e15
 # The meta-feature keys ``recommender.meta_features`` computes (its module docstring lists them).
 # Inline meta-features must use these: an unknown key (a typo) would otherwise be silently ignored.
 META_FEATURE_KEYS = frozenset(
@@ -84,6 +86,13 @@ class RecommendRequest(BaseModel):
         bad = [k for k, v in (self.meta_features or {}).items() if v is not None and not math.isfinite(v)]
         if bad:  # JSON has no NaN or Infinity (a missing feature is null)
             raise ValueError(f"meta_features must be finite numbers or null: {', '.join(sorted(bad))}")
+        huge = [
+            k for k, v in (self.meta_features or {}).items() if v is not None and abs(v) > MAX_META_FEATURE
+        ]
+        if huge:  # beyond any dataset or teacher (squared distances would overflow)
+            raise ValueError(
+                f"meta_features must lie within +-{MAX_META_FEATURE:.0e}: {', '.join(sorted(huge))}"
+            )
         if self.student is not None and self.budget is not None:
             raise ValueError("give a student or a budget, not both")
         return self

@@ -344,3 +344,9 @@ def test_error_messages_that_echo_a_server_path_are_scrubbed(api: Api) -> None:
         response = api.post("/recommend", json={"dataset_id": dataset["id"], "teacher": teacher})
         assert response.status_code in (403, 422), response.text
         _assert_no_server_path(api, response.text, teacher)
+
+
+def test_inline_meta_features_of_absurd_magnitude_are_422(api: Api) -> None:
+    body = {"meta_features": {"n_train": 1e300}, "task_kind": "classification"}
+    response = api.post("/recommend", json=body)
+    assert response.status_code == 422 and "n_train" in response.text
