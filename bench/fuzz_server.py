@@ -15,6 +15,7 @@ requests and seconds, sends in turn:
   (64 MB inflated from a few KB), with hostile file names;
 - ``raw``: hand-written HTTP on a socket: Content-Length mismatches and junk, bad chunking,
   request smuggling shapes, oversized headers, path traversal on every route and the docs files;
+- ``races``: the same submission, cancel, sweep, upload or delete from 8 threads at once;
 - ``cross_key``: key 2 (and a read key, and no key) on key 1's datasets, jobs, recommendations
   and sweeps: reading, listing, cancelling, deleting, using them in new requests.
 
@@ -33,6 +34,7 @@ from __future__ import annotations
 import argparse
 import bz2
 import contextlib
+import copy
 import gzip
 import io
 import json
@@ -70,7 +72,7 @@ from tests.app import test_fuzz_routes as fz  # noqa: E402  (the route fuzz's ge
 RESULTS = ROOT / "bench" / "results" / "fuzz_server.json"
 MAX_EXAMPLES = 50
 # Each generated kind's share of the request and time budget, in this order. Before and after
-# them, one pass of the fixed lists: cross-key access (twice: objects change) and raw HTTP.
+# them, one pass of the fixed lists: cross-key access (twice: objects change), raw HTTP, races.
 SHARES = {"uploads": 0.15, "fields": 0.35, "schemathesis": 0.28, "hypothesis": 0.22}
 PASS_LIMIT_S = 120.0  # a fixed pass's own bound
 
@@ -141,6 +143,7 @@ class LiveFuzz:
         self.server_error_count = 0
         self.leaks: list[dict[str, Any]] = []
         self._leak_index: dict[tuple[str, str], int] = {}
+        self.lock = threading.RLock()  # the races send from threads
         self.kind = ""
         self.budget_end = (0.0, 0)  # (monotonic deadline, request count) of the current kind
         self.alive: Callable[[], bool] = lambda: True
@@ -161,7 +164,8 @@ class LiveFuzz:
     def send(self, req: fz.Request, auth: str = "key", timeout: float | None = None) -> httpx.Response | None:
         """Send one fuzz request; tally it; record a 5xx or a path leak."""
         self.check_budget()
-        self.requests += 1
+        with self.lock:
+            self.requests += 1
         try:
             request = self.client.build_request(**req.httpx_kwargs(self.auth(auth)), timeout=timeout or 30.0)
         except Exception:  # e.g. a file name httpx cannot put in a multipart header: not sent
@@ -186,10 +190,15 @@ class LiveFuzz:
         return response
 
     def tally(self, status: str) -> None:
-        self.by_status[status] += 1
-        self.by_kind[self.kind][status] += 1
+        with self.lock:
+            self.by_status[status] += 1
+            self.by_kind[self.kind][status] += 1
 
     def inspect(self, status: int, text: str, headers: dict[str, str], summary: str, auth: str) -> None:
+        with self.lock:
+            self._inspect(status, text, headers, summary, auth)
+
+    def _inspect(self, status: int, text: str, headers: dict[str, str], summary: str, auth: str) -> None:
         if status >= 500:
             self.server_error_count += 1
             if len(self.server_errors) < 50:
@@ -344,6 +353,46 @@ class LiveFuzz:
             self.tally(status)
             self.inspect(int(status) if status.isdigit() else 0, text, {}, f"raw {label}", "raw")
 
+    def races(self, ids: dict[str, str], rounds: int = 6, width: int = 8) -> None:
+        """The same request from ``width`` threads at once: idempotent job submissions, cancels,
+        deletes, identical sweeps and uploads (a lost race must be a 4xx or the first answer)."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        ds = ids["dataset"]
+        with ThreadPoolExecutor(width) as pool:
+            for r in range(rounds):
+                job = {"dataset_id": ds, "kd_config": {"training": {"seed": 1000 + r}}, "deliver": False}
+                fresh = self.send(fz.Request("POST", "/jobs", {}, *_json(job)))
+                victim = (
+                    fresh.json().get("id", "none")
+                    if fresh is not None and fresh.status_code < 300
+                    else "none"
+                )
+                csv_bytes = fz.TINY_CSV.encode() + f"race {r},0\n".encode()
+                upload = {"name": f"race {r}", "text_column": "text", "label_column": "label"}
+                bursts = [
+                    fz.Request(
+                        "POST", "/jobs", {}, {**_json(job)[0], "Idempotency-Key": f"race-{r}"}, _json(job)[1]
+                    ),
+                    fz.Request("POST", f"/jobs/{victim}/cancel"),
+                    fz.Request("POST", "/sweeps", {}, *_json({"dataset_ids": [ds], "budget": 2, "seed": r})),
+                    fz.Request("POST", "/datasets", data=upload, files={"file": ("race.csv", csv_bytes)}),
+                ]
+                for req in bursts:
+                    list(pool.map(lambda q: self.send(copy.deepcopy(q)), [req] * width))
+                # the uploads of this round are deleted by every thread at once
+                listed = self.send(fz.Request("GET", "/datasets?limit=200"))
+                names = (
+                    listed.json().get("data", []) if listed is not None and listed.status_code == 200 else []
+                )
+                for d in [d["id"] for d in names if d.get("name") == f"race {r}"][:2]:
+                    list(
+                        pool.map(
+                            lambda q: self.send(copy.deepcopy(q)),
+                            [fz.Request("DELETE", f"/datasets/{d}")] * width,
+                        )
+                    )
+
     def cross_key(self, ids: dict[str, str]) -> None:
         """Key 2, a read key and no key at all, on key 1's objects."""
         ds, job, rec, sweep = ids["dataset"], ids["cancel_job"], ids["recommendation"], ids["sweep"]
@@ -385,6 +434,10 @@ class LiveFuzz:
                 r = self.send(fz.Request(method, url, headers=headers, content=content), mode)
                 if r is not None and r.status_code < 300:
                     self.leak("cross_key", f"{method} {url} as {mode}", r, "used another key's object")
+
+
+def _json(body: Any) -> tuple[dict[str, str], bytes]:
+    return {"Content-Type": "application/json"}, fz.dumps(body)
 
 
 def _files(files: Any) -> Any:
@@ -625,12 +678,13 @@ def seed_objects(client: httpx.Client, key: str, admin: str) -> dict[str, str]:
 
 
 def tracebacks(log: str) -> list[str]:
-    """The last line (exception) and the route of every traceback in the server log."""
-    out = []
-    for block in re.split(r"\n(?=\S)", log):
-        if "Traceback (most recent call last)" in block:
-            lines = [ln for ln in block.splitlines() if ln.strip()]
-            out.append(" | ".join([lines[0][:200], lines[-1][:300]]))
+    """Each traceback in the server log as "<log line before it> | <exception line>"."""
+    out, lines = [], log.splitlines()
+    for i, line in enumerate(lines):
+        if line.startswith("Traceback (most recent call last)"):
+            before = next((ln for ln in reversed(lines[:i]) if ln and not ln.startswith(" ")), "")
+            after = next((ln for ln in lines[i + 1 :] if ln and not ln.startswith(" ")), "")
+            out.append(f"{before[:200]} | {after[:300]}")
     return out
 
 
@@ -692,6 +746,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             fuzz_start = time.monotonic()
             fuzz.run_kind("cross_key", lambda: fuzz.cross_key(ids), PASS_LIMIT_S, args.max_requests)
             fuzz.run_kind("raw", lambda: fuzz.raw(ids, routes), PASS_LIMIT_S, args.max_requests)
+            fuzz.run_kind("races", lambda: fuzz.races(ids), PASS_LIMIT_S, args.max_requests)
             for kind, share in SHARES.items():
                 left_s = args.seconds - (time.monotonic() - fuzz_start)
                 left_n = args.max_requests - fuzz.requests

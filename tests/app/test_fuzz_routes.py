@@ -137,6 +137,34 @@ HOSTILE_OBJECTS: tuple[Any, ...] = (
     {"n_train": Raw("1e400")},
 )
 HOSTILE_BOOLEANS: tuple[Any, ...] = ("yes", 2, "²", "true", 0)
+_BOUNDARY = "fuzzboundary"
+# Whole bodies a JSON encoder or a form library would never write (sent with the route's own type).
+RAW_JSON_BODIES: tuple[bytes, ...] = (
+    b"",
+    b"null",
+    b"\xff\xfe{\x00",  # not UTF-8
+    '{"dataset_id": "x", "k": 2}'.encode("utf-16"),  # UTF-16 with a BOM
+    b"\xef\xbb\xbf{}",  # a UTF-8 BOM
+    b'{"k": 1, "k": 2, "k": "three"}',
+    b'{"k":' * 20_000,  # unterminated, deep
+    b"[" + b"1," * 300_000 + b"1]",  # a 600 KB array
+    b"\x00" * 1000,
+    b'{"dataset_id": "\\u0000"}',
+    b'{"a": 1} trailing',
+)
+RAW_FORM_BODIES: tuple[bytes, ...] = (
+    b"",
+    b"--" + _BOUNDARY.encode() + b"\r\n",  # never closed
+    b"".join(
+        b'--%s\r\nContent-Disposition: form-data; name="f%d"\r\n\r\nx\r\n' % (_BOUNDARY.encode(), i)
+        for i in range(5000)
+    )
+    + b"--%s--\r\n" % _BOUNDARY.encode(),  # 5,000 parts
+    b'--%s\r\nContent-Disposition: form-data; name="file"; filename="../../x.csv"\r\n'
+    b"X-Big: %s\r\n\r\ntext,label\r\n--%s--\r\n" % (_BOUNDARY.encode(), b"a" * 100_000, _BOUNDARY.encode()),
+    b"--%s\r\nContent-Disposition: form-data\r\n\r\nno name\r\n--%s--\r\n" % ((_BOUNDARY.encode(),) * 2),
+    b"\x00\xff" * 1000,
+)
 
 
 def hostile_values(kind: str) -> tuple[Any, ...]:
@@ -149,6 +177,10 @@ def hostile_values(kind: str) -> tuple[Any, ...]:
         return HOSTILE_BOOLEANS + WRONG_TYPES
     if kind == "object":
         return HOSTILE_OBJECTS + WRONG_TYPES + HOSTILE_STRINGS[:4]
+    if kind == "json":  # a raw body
+        return RAW_JSON_BODIES
+    if kind == "form":
+        return RAW_FORM_BODIES
     return WRONG_TYPES + HOSTILE_STRINGS[::3] + HOSTILE_NUMBERS[::3]  # arrays and anything else
 
 
@@ -274,6 +306,8 @@ def operations(openapi: dict[str, Any]) -> list[Operation]:
                     if len(jpath) == 1 and jpath[0] != "file":
                         found.setdefault(("form", jpath), kind)
             fields = [Field(loc, p, kind) for (loc, p), kind in found.items()]
+            if body is not None:  # the whole body, bytes as sent
+                fields.append(Field("raw", (), body))
             ops.append(Operation(method.upper(), path, fields, body))
     return ops
 
@@ -328,7 +362,7 @@ class Request:
         }
 
     def summary(self, limit: int = 300) -> str:
-        body = self.content[:limit] if self.content is not None else self.data
+        body = self.content[:limit] if isinstance(self.content, bytes) else self.data
         headers = {k: (v[:80] if isinstance(v, str | bytes) else v) for k, v in self.headers.items()}
         params = str(self.params)[:limit]
         return f"{self.method} {self.url[:limit]} params={params} headers={headers} body={str(body)[:limit]}"
@@ -494,6 +528,10 @@ def mutate(base: Request, op_field: Field, value: Any) -> Request:
     elif loc == "body":
         req.json_body = set_in(req.json_body, path, value)
         req.content = dumps(req.json_body)
+    elif loc == "raw":
+        req.content, req.data, req.files = value, None, None
+        if op_field.kind == "form":
+            req.headers["Content-Type"] = f"multipart/form-data; boundary={_BOUNDARY}"
     return req
 
 
@@ -787,7 +825,8 @@ def hostile_requests(draw: st.DrawFn, op: Operation, ctx: Context) -> tuple[Requ
     req = draw(st.sampled_from(ctx.baselines(op)))
     if fields:
         for op_field in draw(st.lists(st.sampled_from(fields), max_size=3, unique=True)):
-            value = draw(st.one_of(st.sampled_from(hostile_values(op_field.kind)), _hostile_scalar()))
+            catalogue = st.sampled_from(hostile_values(op_field.kind))
+            value = draw(catalogue if op_field.location == "raw" else st.one_of(catalogue, _hostile_scalar()))
             req = mutate(req, op_field, value)
     extra = draw(st.sampled_from(({},) + AUTH_HEADERS + OTHER_HEADERS))
     if op.body is not None and draw(st.booleans()):
@@ -834,7 +873,7 @@ def test_memory_stays_bounded_under_the_fuzz(fuzz_app: tuple[Any, Context, dict[
     for op in OPERATIONS:
         for op_field in op.fields:
             base = baseline_for(ctx, op, op_field)
-            for value in big:
+            for value in hostile_values(op_field.kind) if op_field.location == "raw" else big:
                 fuzzer.send(mutate(base, op_field, value), auth_for(op))
     assert fuzzer.peak_rss_mb - start < MAX_RSS_GROWTH_MB, (start, fuzzer.peak_rss_mb)
     fuzzer.check()
