@@ -81,7 +81,12 @@ def _public_error(exc: DatasetError, hide: tuple[str, ...], shown: str) -> Datas
     problems = [clean(p) for p in exc.problems[:_MAX_PROBLEMS]]
     if len(exc.problems) > _MAX_PROBLEMS:
         problems.append(f"... and {len(exc.problems) - _MAX_PROBLEMS} more problems")
-    return DatasetError(clean(exc.message.split(":\n")[0]), problems)
+    headline = clean(exc.message.split(":\n")[0])
+    error = DatasetError(headline, problems)
+    if problems:  # the details list every problem: the message names the first, not all again
+        more = f" (and {len(problems) - 1} more, see details)" if len(problems) > 1 else ""
+        error.message = f"{headline}: {problems[0]}{more}"
+    return error
 
 
 def _display_name(filename: str) -> str:

@@ -331,6 +331,8 @@ def test_many_malformed_rows_give_a_bounded_error(api: Api) -> None:
     response = _upload(api, "rows.csv", data)
     error = _refused(response, api, 422, "invalid_dataset")
     assert len(error["details"]) <= 51 and len(response.content) < 20_000
+    assert "row 1 (line 2)" in error["message"] and "more, see details" in error["message"]
+    assert len(error["message"]) < 400  # the message names the first problem, not all again
 
 
 @settings(
