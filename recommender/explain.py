@@ -225,7 +225,8 @@ def drivers_and_alternatives(
                 "component": component,
                 "choice": words,
                 "effect": round(effect, 5),
-                "text": f"{words}: {effect:+.3f} ratio against its {n_others} alternatives",
+                "text": f"{words}: {effect:+.3f} ratio against "
+                + ("the alternative" if n_others == 1 else f"its {n_others} alternatives"),
             }
         )
         same = table.members(component, g)
@@ -264,9 +265,10 @@ def explanation(
     cover = f"{coverage:.0%} interval" if coverage is not None else "interval (not calibrated)"
     parts = [
         f"Pick #{rank}: predicted ratio {p:.3f} of the teacher's score, "
-        f"{cover} {interval[0]:.3f}-{interval[1]:.3f}; "
-        f"the best of picks 1-{rank} is expected at {expected_best:.3f}."
+        f"{cover} {interval[0]:.3f}-{interval[1]:.3f}."
     ]
+    if rank > 1:
+        parts.append(f"Trying picks 1-{rank}, the best is expected at {expected_best:.3f}.")
     if ceiling > 1.0:
         parts.append(f"Similar past datasets had students beating their teacher (up to {ceiling:.3f}).")
     if neighbours:
