@@ -115,6 +115,12 @@ class PathRedactionMiddleware:
         if redactor is None:
             await self.app(scope, receive, send)
             return
+        extensions = scope.get("extensions") or {}
+        if "http.response.pathsend" in extensions:  # a file sent by path would bypass the scrub
+            scope = {
+                **scope,
+                "extensions": {k: v for k, v in extensions.items() if k != "http.response.pathsend"},
+            }
         start: dict[str, Any] | None = None
         buffered: list[bytes] = []
         size = 0
@@ -132,6 +138,9 @@ class PathRedactionMiddleware:
                     start = message
                 return
             if message["type"] != "http.response.body" or mode == "pass":
+                if start is not None:  # never drop the held start line
+                    await send(start)
+                    start = None
                 await send(message)
                 return
             body, more = message.get("body", b""), message.get("more_body", False)
