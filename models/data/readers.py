@@ -381,21 +381,53 @@ def _load_json(text: str, limit: int) -> Any:
     return value
 
 
+_WHITESPACE = re.compile(r"[ \t\n\r]*")
+_DECODER = json.JSONDecoder(parse_int=_parse_number, parse_float=_parse_number)
+
+
+def _json_array(text: str, source: str, max_rows: int | None) -> list[Any]:
+    """The elements of a top-level JSON array, decoded one at a time: ``max_rows`` stops a huge
+    array of tiny objects before it becomes millions of dicts, and nesting is checked per element.
+
+    Raises:
+        json.JSONDecodeError, _JsonProblem: As :func:`_load_json`.
+        DatasetLimitError: More than ``max_rows`` elements.
+    """
+    strings = "\\u" in text and _SURROGATE_ESCAPE.search(text) is not None
+    items: list[Any] = []
+    at = _WHITESPACE.match(text, text.index("[") + 1).end()
+    while not text.startswith("]", at):
+        try:
+            item, at = _DECODER.raw_decode(text, at)
+        except RecursionError:
+            raise _JsonProblem(f"JSON nested more than {MAX_JSON_DEPTH} levels deep") from None
+        _check_json(item, MAX_JSON_DEPTH, strings)
+        items.append(item)
+        if max_rows is not None and len(items) > max_rows:
+            raise _too_many_rows(source, max_rows)
+        at = _WHITESPACE.match(text, at).end()
+        if text.startswith(",", at):
+            at = _WHITESPACE.match(text, at + 1).end()
+            if text.startswith("]", at):
+                raise json.JSONDecodeError("Illegal trailing comma before end of array", text, at)
+        elif not text.startswith("]", at):
+            raise json.JSONDecodeError("Expecting ',' delimiter", text, at)
+    if text[at + 1 :].strip():
+        raise json.JSONDecodeError("Extra data", text, at + 1)
+    return items
+
+
 def _parse_json(text: str, source: str, max_rows: int | None = None) -> RawTable:
     problems = _RowProblems()
     if text.lstrip().startswith("["):
         try:
-            items = _load_json(text, MAX_JSON_DEPTH + 1)  # the array itself is one level
+            items = _json_array(text, source, max_rows)
         except json.JSONDecodeError as err:
             raise DatasetError(
                 f"malformed JSON in {source}: {err.msg} at line {err.lineno}, column {err.colno}"
             ) from err
         except _JsonProblem as err:
             raise DatasetError(f"cannot read {source}: {err}") from err
-        if not isinstance(items, list):  # e.g. "[1] 2" is caught by json; keep the type honest anyway
-            raise DatasetError(f"malformed JSON in {source}: expected an array of objects")
-        if max_rows is not None and len(items) > max_rows:
-            raise _too_many_rows(source, max_rows)
         records = list(enumerate(items, 1))
         malformed = 0
     else:

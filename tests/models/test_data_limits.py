@@ -332,3 +332,29 @@ def test_codecs_that_produce_surrogates_are_refused(tmp_path: Path) -> None:
     rows = [{"text": f"row {i} \U0001f600", "label": "ab"[i % 2]} for i in range(20)]
     pair.write_text("".join(json.dumps(r) + "\n" for r in rows))  # escaped as a valid pair
     assert "\U0001f600" in load_dataset(pair).train[0].text
+
+
+@pytest.mark.parametrize(
+    ("content", "fragment"),
+    [
+        ('[{"text": "a", "label": 1},]', "trailing comma"),
+        ('[{"text": "a", "label": 1} {"text": "b"}]', "Expecting ',' delimiter"),
+        ('[{"text": "a", "label": 1}', "Expecting ',' delimiter"),
+        ('[{"text": "a", "label": 1}] trailing', "Extra data"),
+    ],
+)
+def test_json_array_is_parsed_as_strictly_as_json(tmp_path: Path, content: str, fragment: str) -> None:
+    path = tmp_path / "array.json"
+    path.write_text(content)
+    with pytest.raises(DatasetError, match=fragment):
+        read_table(path)
+    with pytest.raises(json.JSONDecodeError):
+        json.loads(content)
+
+
+def test_huge_json_array_stops_at_max_rows(tmp_path: Path) -> None:
+    path = tmp_path / "many.json"
+    path.write_text("[" + ",".join(['{"text": "t", "label": 1}'] * 5000) + "]")
+    with pytest.raises(DatasetLimitError, match="more than max_rows=100"):
+        read_table(path, max_rows=100)
+    assert len(read_table(path).rows) == 5000
