@@ -180,7 +180,7 @@ class DatasetService:
 
     def _load(self, path: Path, options: UploadOptions) -> Any:
         from models.data import load_dataset
-        from models.data.readers import DatasetLimitError
+        from models.data.readers import MAX_CELLS, DatasetLimitError
 
         limits = self.settings.limits
         max_rows = limits.max_rows
@@ -196,8 +196,12 @@ class DatasetService:
         except TypeError as exc:  # an option the loader does not know: a bad request, not a crash
             raise InvalidRequestError(f"invalid dataset options: {exc}") from exc
         except DatasetLimitError as exc:
-            if "max_rows" in exc.message:
+            if exc.limit == "rows":
                 raise DatasetTooLargeError(f"the dataset has more than {max_rows} rows") from None
+            if exc.limit == "cells":
+                raise DatasetTooLargeError(
+                    f"the file has more than {MAX_CELLS} cells (rows x columns)"
+                ) from None
             raise DatasetTooLargeError(
                 f"the file holds more than {limits.max_upload_bytes} bytes once decompressed "
                 f"(the upload limit applies to the decompressed data too)"

@@ -60,6 +60,7 @@ COMPRESSIONS = tuple(_OPENERS)
 _DECOMPRESS_ERRORS = (OSError, EOFError, lzma.LZMAError, zlib.error, ValueError)
 _CHUNK = 1 << 20
 MAX_COLUMNS = 1024
+MAX_CELLS = 10_000_000
 MAX_JSON_DEPTH = 32
 MAX_NUMBER_CHARS = 100
 MAX_ROW_PROBLEMS = 50  # malformed rows listed one by one; the rest are counted
@@ -72,9 +73,17 @@ _CSV_ERRORS = {
 
 
 class DatasetLimitError(DatasetError):
-    """A file is over a size limit (decompressed bytes, rows): refused before it is read in full."""
+    """A file is over a size limit: refused before it is read in full.
+
+    Attributes:
+        limit: Which one: ``bytes`` (decompressed or decoded), ``rows`` or ``cells`` (rows x columns).
+    """
 
     code = "dataset_too_large"
+
+    def __init__(self, message: str, limit: str) -> None:
+        super().__init__(message)
+        self.limit = limit
 
 
 @dataclass
@@ -189,7 +198,7 @@ def _read_bytes(path: Path, compression: str | None, max_bytes: int | None) -> b
     if compression is None:
         size = path.stat().st_size
         if max_bytes is not None and size > max_bytes:
-            raise DatasetLimitError(f"{path} is {size} bytes, more than the limit of {max_bytes}")
+            raise DatasetLimitError(f"{path} is {size} bytes, more than the limit of {max_bytes}", "bytes")
         return path.read_bytes()
     chunks: list[bytes] = []
     total = 0
@@ -203,7 +212,7 @@ def _read_bytes(path: Path, compression: str | None, max_bytes: int | None) -> b
                 total += len(chunk)
                 if max_bytes is not None and total > max_bytes:
                     raise DatasetLimitError(
-                        f"{path} decompresses to more than the limit of {max_bytes} bytes"
+                        f"{path} decompresses to more than the limit of {max_bytes} bytes", "bytes"
                     )
                 chunks.append(chunk)
     except _DECOMPRESS_ERRORS as err:
@@ -283,7 +292,13 @@ def _check_columns(count: int, source: str) -> None:
 
 
 def _too_many_rows(source: str, max_rows: int) -> DatasetLimitError:
-    return DatasetLimitError(f"{source} has more than max_rows={max_rows} data rows")
+    return DatasetLimitError(f"{source} has more than max_rows={max_rows} data rows", "rows")
+
+
+def _check_cells(rows: int, columns: int, source: str) -> None:
+    # A wide table of empty cells costs a list slot per cell: 50 MB of commas would be 400 MB.
+    if rows * columns > MAX_CELLS:
+        raise DatasetLimitError(f"{source} has more than {MAX_CELLS} cells (rows x columns)", "cells")
 
 
 def _parse_delimited(text: str, delimiter: str, source: str, max_rows: int | None = None) -> RawTable:
@@ -320,6 +335,7 @@ def _parse_delimited(text: str, delimiter: str, source: str, max_rows: int | Non
         record += 1
         if max_rows is not None and record > max_rows:
             raise _too_many_rows(source, max_rows)
+        _check_cells(record, len(names), source)
         if len(values) != len(names):
             row_problems.add(
                 f"row {record} (line {start}): expected {len(names)} fields, found {len(values)}"
@@ -454,6 +470,7 @@ def _parse_json(text: str, source: str, max_rows: int | None = None) -> RawTable
         kept.append((number, item))
         names.update(dict.fromkeys(item))
         _check_columns(len(names), source)
+        _check_cells(len(kept), len(names), source)
     rows_read = len(records) + malformed
     if rows_read == 0:
         raise DatasetError(f"{source} has no data rows")
@@ -481,7 +498,7 @@ def _read_parquet(path: Path, max_bytes: int | None = None, max_rows: int | None
     if path.stat().st_size == 0:
         raise DatasetError(f"file is empty: {path}")
     if max_bytes is not None and path.stat().st_size > max_bytes:
-        raise DatasetLimitError(f"{path} is more than the limit of {max_bytes} bytes")
+        raise DatasetLimitError(f"{path} is more than the limit of {max_bytes} bytes", "bytes")
     problems: list[str] = []
     try:
         # String columns stay dictionary-encoded while read, so a value repeated a million times
@@ -493,17 +510,22 @@ def _read_parquet(path: Path, max_bytes: int | None = None, max_rows: int | None
         _check_columns(meta.num_columns, str(path))
         if max_rows is not None and meta.num_rows > max_rows:
             raise _too_many_rows(str(path), max_rows)
+        _check_cells(meta.num_rows, meta.num_columns, str(path))
         names = _unique_names([str(n) for n in file.schema_arrow.names], problems)
         data: dict[str, list[Any]] = {name: [] for name in names}
         total = 0
         for batch in file.iter_batches(batch_size=_PARQUET_BATCH, use_threads=False):
             total += sum(_dense_bytes(column) for column in batch.columns)
             if max_bytes is not None and total > max_bytes:
-                raise DatasetLimitError(f"{path} decodes to more than the limit of {max_bytes} bytes")
+                raise DatasetLimitError(
+                    f"{path} decodes to more than the limit of {max_bytes} bytes", "bytes"
+                )
             for name, column in zip(names, batch.columns, strict=True):
                 data[name].extend(column.to_pylist())
-            if max_rows is not None and names and len(data[names[0]]) > max_rows:  # metadata can lie
+            read = len(data[names[0]]) if names else 0  # metadata can lie: count what arrives
+            if max_rows is not None and read > max_rows:
                 raise _too_many_rows(str(path), max_rows)
+            _check_cells(read, len(names), str(path))
     # pyarrow's own errors, and Python's when a value cannot become a Python object (a timestamp
     # in year 20000, an extension type): all mean the file cannot be read as a table here.
     except (pa.ArrowException, OSError, ValueError, TypeError, ArithmeticError, LookupError) as err:

@@ -377,3 +377,12 @@ def test_too_many_classes_is_a_422(api: Api) -> None:
     data = b"text,label\n" + b"".join(f"text {i} words,class {i}\n".encode() for i in range(3000))
     error = _refused(_upload(api, "classes.csv", data), api, 422, "invalid_dataset")
     assert "at most 1000 classes" in response_text(error) and "dev split" not in response_text(error)
+
+
+def test_too_many_cells_is_413(api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
+    from models.data import readers
+
+    monkeypatch.setattr(readers, "MAX_CELLS", 1000)
+    wide = b"text,label," + b",".join(b"c%d" % i for i in range(48)) + b"\n" + b"t,a" + b"," * 48 + b"\n"
+    error = _refused(_upload(api, "wide.csv", wide * 1 + (b"t,a" + b"," * 48 + b"\n") * 30), api, 413)
+    assert error["code"] == "dataset_too_large" and "more than 1000 cells" in error["message"]

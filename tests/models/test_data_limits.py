@@ -358,3 +358,16 @@ def test_huge_json_array_stops_at_max_rows(tmp_path: Path) -> None:
     with pytest.raises(DatasetLimitError, match="more than max_rows=100"):
         read_table(path, max_rows=100)
     assert len(read_table(path).rows) == 5000
+
+
+@pytest.mark.parametrize("fmt", [".csv", ".jsonl", ".parquet"])
+def test_cell_count_is_bounded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fmt: str) -> None:
+    monkeypatch.setattr(readers, "MAX_CELLS", 1000)
+    columns = ["text", "label", *(f"c{i}" for i in range(48))]
+    path = tmp_path / f"wide{fmt}"
+    path.write_bytes(encode_table(fmt, columns, [["t", "a", *([""] * 48)] for _ in range(30)]))
+    with pytest.raises(DatasetLimitError, match="more than 1000 cells") as caught:
+        read_table(path)
+    assert caught.value.limit == "cells"
+    path.write_bytes(encode_table(fmt, columns, [["t", "a", *([""] * 48)] for _ in range(20)]))
+    assert len(read_table(path).rows) == 20
