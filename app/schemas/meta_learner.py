@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from app.domain import MetaLearnerVersion, StoredSweepRecord
 
@@ -40,6 +40,9 @@ class MetaLearnerPublic(BaseModel):
 
 
 class RefitRequest(BaseModel):
+    # a misspelt field would otherwise be dropped and the (costly) evaluation run by default
+    model_config = ConfigDict(extra="forbid")
+
     evaluate: bool = Field(True, description="run leave-one-dataset-out evaluation (needs 2+ datasets)")
 
 
