@@ -20,12 +20,15 @@ here against a live server, for longer.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import inspect
+import io
 import json
 import math
 import os
 import re
+import tarfile
 import traceback
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -561,6 +564,23 @@ def baseline_for(ctx: Context, op: Operation, op_field: Field) -> Request:
 # ---- the properties --------------------------------------------------------------------------
 
 
+def archive_text(content: bytes) -> str:
+    """The files inside a .tar.gz answer (an artifact), as text; '' for anything else."""
+    if not content.startswith(b"\x1f\x8b"):
+        return ""
+    parts = []
+    with (
+        contextlib.suppress(tarfile.TarError, OSError, EOFError),
+        tarfile.open(fileobj=io.BytesIO(content)) as tar,
+    ):
+        for member in tar:
+            file = tar.extractfile(member) if member.isfile() else None
+            parts.append(member.name + (member.linkname or ""))
+            if file is not None:
+                parts.append(file.read(2**20).decode("utf-8", "replace"))
+    return "\n".join(parts)
+
+
 def rss_mb() -> float:
     with open("/proc/self/statm") as f:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
@@ -596,7 +616,7 @@ class Fuzzer:
             return 599
         self.statuses[response.status_code] = self.statuses.get(response.status_code, 0) + 1
         self.peak_rss_mb = max(self.peak_rss_mb, rss_mb())
-        text = response.text
+        text = response.text + archive_text(response.content)
         problems = []
         if response.status_code >= 500:
             problems.append(f"status {response.status_code}")
@@ -656,16 +676,17 @@ def _admin_key(store: Any) -> str:
 
 def _seed(api: Any, admin: str) -> dict[str, str]:
     """Real objects of every kind: a dataset, a recommendation, a succeeded, a cancelled and a
-    queued job, a sweep, and a dataset to delete; records to refit on."""
-    from tests.app.conftest import synthetic_records
-
-    api.services.store.sweep_records.append_imported([r.to_dict() for r in synthetic_records()])
+    queued job, a sweep, and a dataset to delete; two sweep records to refit on (of one dataset:
+    a refit then skips the leave-one-dataset-out evaluation, seconds per refit otherwise)."""
     dataset = api.builtin_dataset()["id"]
     victim = api.post("/datasets", data={"builtin": "rt_polarity_200", "name": "victim"}).json()["id"]
     rec = api.post("/recommend", json={"dataset_id": dataset, "k": 3}).json()["id"]
     quick = {"training": {"max_steps": 1, "epochs": 1}}
     succeeded = api.post("/jobs", json={"dataset_id": dataset, "kd_config": quick}).json()["id"]
+    other = {"training": {"max_steps": 1, "epochs": 1, "seed": 7}, "intermediate": {"loss": "mse"}}
+    api.post("/jobs", json={"dataset_id": dataset, "kd_config": other})
     api.drain()
+    assert api.services.store.sweep_records.count() == 2
     assert api.get(f"/jobs/{succeeded}", headers=api.auth).json()["status"] == "succeeded"
     cancelled = api.post("/jobs", json={"dataset_id": dataset, "kd_config": quick}).json()["id"]
     assert api.post(f"/jobs/{cancelled}/cancel").status_code == 200
@@ -713,6 +734,15 @@ def test_every_baseline_request_succeeds(fuzz_app: tuple[Any, Context, dict[str,
         for req in ctx.baselines(op):
             status = fuzzer.send(req, auth_for(op))
             assert 200 <= status < 300 or op.name not in KNOWN_OPS, (op.name, status, fuzzer.failures[-1:])
+    from app.schemas.jobs import ARTIFACT_NAMES
+
+    job = ctx.ids["succeeded_job"]
+    listed = client.get(f"/jobs/{job}/artifacts", headers=fuzzer.auth("key")).json()["data"]
+    assert "report.json" in listed and "student.tar.gz" in listed, listed
+    for name in ARTIFACT_NAMES:  # every artifact, archives opened: none names a server folder
+        assert fuzzer.send(Request("GET", f"/jobs/{job}/artifacts/{name}")) == (
+            200 if name in listed else 404
+        )
     fuzzer.check()
 
 
@@ -893,7 +923,7 @@ def test_dumps_writes_raw_tokens_and_nested_values() -> None:
 def test_the_fuzzer_reports_a_5xx_an_exception_a_path_leak_and_an_echo(tmp_path: Path) -> None:
     """The properties are checked for real: a tiny app that breaks each one is caught each time."""
     from fastapi import FastAPI
-    from fastapi.responses import JSONResponse
+    from fastapi.responses import JSONResponse, Response
     from fastapi.testclient import TestClient
 
     broken = FastAPI()
@@ -910,16 +940,38 @@ def test_the_fuzzer_reports_a_5xx_an_exception_a_path_leak_and_an_echo(tmp_path:
     def leaks() -> dict[str, str]:
         return {"message": f"put models under {tmp_path / 'models'}"}
 
+    @broken.get("/archive")
+    def archive() -> Response:
+        out = io.BytesIO()
+        with tarfile.open(fileobj=out, mode="w:gz") as tar:
+            data = f'{{"_name_or_path": "{tmp_path}/run/student"}}'.encode()
+            info = tarfile.TarInfo("student/config.json")
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+        return Response(out.getvalue(), media_type="application/gzip")
+
     @broken.get("/echoes")
     def echoes(q: str = "") -> JSONResponse:
         return JSONResponse({"error": f"unknown {q}"}, status_code=404)
 
     fuzzer = Fuzzer(TestClient(broken), Context({}, (str(tmp_path),)), {})
-    for url in ("/status", "/raises", "/leaks", "/echoes?q=" + "a" * 40_000):
+    for url in ("/status", "/raises", "/leaks", "/archive", "/echoes?q=" + "a" * 40_000):
         fuzzer.send(Request("GET", url), auth="none")
     echo = len(fuzzer.client.get("/echoes?q=" + "a" * 40_000).content)
-    starts = ("status 503 [none]", "exception [none]", "leaks server path(s)", f"a {echo}-byte error body")
-    assert len(fuzzer.failures) == 4 and all(map(str.startswith, fuzzer.failures, starts)), fuzzer.failures
+    starts = ("status 503 [none]", "exception [none]", "leaks server", "leaks server", f"a {echo}-byte error")
+    assert len(fuzzer.failures) == 5 and all(map(str.startswith, fuzzer.failures, starts)), fuzzer.failures
     assert "ValueError: embedded null byte" in fuzzer.failures[1]
-    with pytest.raises(AssertionError, match="4 broken properties"):
+    assert "/archive" in fuzzer.failures[3]
+    with pytest.raises(AssertionError, match="5 broken properties"):
         fuzzer.check()
+
+
+def test_refit_refuses_a_misspelt_field(fuzz_app: tuple[Any, Context, dict[str, str]]) -> None:
+    """Found by the fuzz: unknown refit fields were dropped, so ``{"evalute": false}`` ran the
+    leave-one-dataset-out evaluation it meant to skip."""
+    client, _, keys = fuzz_app
+    response = client.post(
+        "/meta-learner/refit", json={"evalute": False}, headers={"X-API-Key": keys["admin"]}
+    )
+    assert response.status_code == 422
+    assert response.json()["error"]["details"][0]["loc"] == ["body", "evalute"]
