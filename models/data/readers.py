@@ -21,7 +21,7 @@ import json
 import lzma
 import re
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -301,8 +301,20 @@ def _check_cells(rows: int, columns: int, source: str) -> None:
         raise DatasetLimitError(f"{source} has more than {MAX_CELLS} cells (rows x columns)", "cells")
 
 
+_LINE = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+")
+
+
+def _lines(text: str) -> Iterator[str]:
+    """The lines of ``text`` with their endings (``\r\n``, ``\r`` or ``\n``), one at a time.
+
+    What ``io.StringIO(text, newline="")`` yields, without its copy of the whole text in 4 bytes
+    per character (a 50 MB file took 200 MB more).
+    """
+    return (match.group() for match in _LINE.finditer(text))
+
+
 def _parse_delimited(text: str, delimiter: str, source: str, max_rows: int | None = None) -> RawTable:
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
+    reader = csv.reader(_lines(text), delimiter=delimiter, strict=True)
     kind = "TSV" if delimiter == "\t" else "CSV"
     problems: list[str] = []
     row_problems = _RowProblems()

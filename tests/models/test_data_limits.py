@@ -371,3 +371,9 @@ def test_cell_count_is_bounded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, 
     assert caught.value.limit == "cells"
     path.write_bytes(encode_table(fmt, columns, [["t", "a", *([""] * 48)] for _ in range(20)]))
     assert len(read_table(path).rows) == 20
+
+
+@settings(max_examples=200, deadline=None, derandomize=True, database=None)
+@given(text=st.text(st.sampled_from(["a", ",", '"', "\r", "\n", "é"]), max_size=40))
+def test_lines_split_like_a_newline_free_string_io(text: str) -> None:
+    assert list(readers._lines(text)) == list(io.StringIO(text, newline=""))
