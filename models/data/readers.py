@@ -14,6 +14,7 @@ memory or the interpreter's stack.
 from __future__ import annotations
 
 import bz2
+import codecs
 import csv
 import gzip
 import io
@@ -26,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from models.data.problems import OptionStyle, clip, fmt_rows, option, shown
+from models.data.problems import MAX_LISTED, OptionStyle, clip, fmt_rows, option, shown
 from models.errors import DatasetError
 
 FORMATS = {".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl"}
@@ -252,25 +253,43 @@ def decode(
             first, tried = err, f"UTF-8 or {clip(encoding)}"
         except (UnicodeError, ValueError) as err:  # a codec that fails without a byte offset
             raise DatasetError(f"cannot decode {source} as {clip(encoding)!r}") from err
-    codec = encoding or "utf-8"
-    bad_lines = [i for i, line in enumerate(raw.split(b"\n"), 1) if not _decodes(line, codec)]
+    bad_lines, more = _bad_lines(raw, encoding or "utf-8")
     offset = min(first.start, len(raw) - 1)
     line = raw.count(b"\n", 0, offset) + 1
     flag = option("encoding", option_style)
     hint = f"{flag} latin-1 or {flag} cp1252" if option_style == "cli" else f"{flag}=latin-1 or {flag}=cp1252"
     raise DatasetError(
         f"cannot decode {source} as {tried}: byte 0x{raw[offset]:02x} at offset {offset} (line {line}) "
-        f"is invalid; undecodable bytes on {fmt_rows(bad_lines).replace('row', 'line')}. "
+        f"is invalid; undecodable bytes on {fmt_rows(bad_lines).replace('row', 'line')}{more}. "
         f"Give the file's encoding, e.g. {hint}"
     )
 
 
-def _decodes(data: bytes, codec: str) -> bool:
-    try:
-        data.decode(codec)
-    except (UnicodeError, ValueError):
-        return False
-    return True
+def _bad_lines(raw: bytes, codec: str, limit: int = MAX_LISTED) -> tuple[list[int], str]:
+    """The first ``limit`` line numbers holding undecodable bytes, and ``", ..."`` if there are more.
+
+    Decodes onward from each bad byte instead of line by line: splitting a 50 MB file into
+    lines would cost a Python object per line.
+    """
+    view = memoryview(raw)
+    lines: list[int] = []
+    at, line, seen = 0, 1, 0
+    while at < len(raw):
+        try:
+            codecs.decode(view[at:], codec)
+            break
+        except UnicodeDecodeError as err:
+            bad = at + err.start
+            at = max(at + err.end, bad + 1)
+        except (UnicodeError, ValueError, TypeError):  # a codec that names no position
+            break
+        line += raw.count(b"\n", seen, bad)
+        seen = bad
+        if not lines or lines[-1] != line:
+            if len(lines) == limit:
+                return lines, ", ..."
+            lines.append(line)
+    return lines, ""
 
 
 def _unique_names(header: list[str], problems: list[str]) -> list[str]:

@@ -377,3 +377,13 @@ def test_cell_count_is_bounded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, 
 @given(text=st.text(st.sampled_from(["a", ",", '"', "\r", "\n", "é"]), max_size=40))
 def test_lines_split_like_a_newline_free_string_io(text: str) -> None:
     assert list(readers._lines(text)) == list(io.StringIO(text, newline=""))
+
+
+def test_undecodable_lines_are_listed_up_to_a_bound(tmp_path: Path) -> None:
+    path = tmp_path / "bad.csv"
+    path.write_bytes(b"text,label\n" + b"caf\xe9 au lait,a\n" * 5000)
+    with pytest.raises(DatasetError) as caught:
+        load_dataset(path, option_style="api")
+    message = str(caught.value)
+    assert "line 2 is invalid" not in message and "(line 2)" in message
+    assert "lines 2, 3, 4," in message and "21, ..." in message and len(message) < 600
