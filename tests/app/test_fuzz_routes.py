@@ -407,6 +407,7 @@ class Context:
 
     ids: dict[str, str]
     secrets: tuple[str, ...]
+    database: str = "sqlite"
 
     def baselines(self, op: Operation) -> list[Request]:
         """Valid requests for ``op`` (a field is mutated in the first one that names it)."""
@@ -664,7 +665,7 @@ def fuzz_app(
         home = str(Path.home())
         secrets = (str(tmp), str(settings.data_dir), *map(str, settings.resolved_model_roots), str(ROOT))
         secrets += (home,) if len(home) > 5 else ()
-        yield client, Context(ids, secrets), keys
+        yield client, Context(ids, secrets, request.param), keys
 
 
 def _admin_key(store: Any) -> str:
@@ -706,6 +707,16 @@ def _seed(api: Any, admin: str) -> dict[str, str]:
 # ---- the tests -------------------------------------------------------------------------------
 
 FIELD_CASES = [(op, f) for op in OPERATIONS for f in op.fields]
+
+# Cases that still fail on an issue 18 bug not fixed yet: (database, case) -> the bug. Each is a
+# strict xfail, so the fix turns it into a failure that asks for its removal here.
+KNOWN_FAILURES: dict[tuple[str, str], str] = {}
+
+
+def expect_known_failure(request: pytest.FixtureRequest, ctx: Context, case: str) -> None:
+    reason = KNOWN_FAILURES.get((ctx.database, case))
+    if reason:  # the database comes from a fixture parameter: the mark is added at run time
+        request.node.add_marker(pytest.mark.xfail(strict=True, reason=f"issue 18: {reason}"))
 
 
 def _case_id(case: tuple[Operation, Field]) -> str:
@@ -780,9 +791,12 @@ KNOWN_OPS = {
 
 @pytest.mark.parametrize("case", FIELD_CASES, ids=[_case_id(c) for c in FIELD_CASES])
 def test_every_field_with_every_hostile_value(
-    fuzz_app: tuple[Any, Context, dict[str, str]], case: tuple[Operation, Field]
+    request: pytest.FixtureRequest,
+    fuzz_app: tuple[Any, Context, dict[str, str]],
+    case: tuple[Operation, Field],
 ) -> None:
     client, ctx, keys = fuzz_app
+    expect_known_failure(request, ctx, _case_id(case))
     op, op_field = case
     fuzzer = Fuzzer(client, ctx, keys)
     base = baseline_for(ctx, op, op_field)
@@ -872,8 +886,11 @@ EXAMPLES = {"POST /meta-learner/refit": 10}  # a valid refit fits a meta-learner
 
 
 @pytest.mark.parametrize("op", OPERATIONS, ids=[op.name for op in OPERATIONS])
-def test_random_hostile_requests(fuzz_app: tuple[Any, Context, dict[str, str]], op: Operation) -> None:
+def test_random_hostile_requests(
+    request: pytest.FixtureRequest, fuzz_app: tuple[Any, Context, dict[str, str]], op: Operation
+) -> None:
     client, ctx, keys = fuzz_app
+    expect_known_failure(request, ctx, f"random {op.name}")
     fuzzer = Fuzzer(client, ctx, keys)
 
     # examples are only collected (nothing raises inside), so there is nothing to shrink
@@ -893,10 +910,13 @@ def test_random_hostile_requests(fuzz_app: tuple[Any, Context, dict[str, str]], 
     fuzzer.check()
 
 
-def test_memory_stays_bounded_under_the_fuzz(fuzz_app: tuple[Any, Context, dict[str, str]]) -> None:
+def test_memory_stays_bounded_under_the_fuzz(
+    request: pytest.FixtureRequest, fuzz_app: tuple[Any, Context, dict[str, str]]
+) -> None:
     """The largest hostile inputs in every field: resident memory grows by less than
     MAX_RSS_GROWTH_MB (peak RSS of this process, sampled after each answer)."""
     client, ctx, keys = fuzz_app
+    expect_known_failure(request, ctx, "memory")
     fuzzer = Fuzzer(client, ctx, keys)
     start = rss_mb()
     big = ("a" * 100_000, deep(100_000), HOSTILE_OBJECTS[2])
