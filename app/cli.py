@@ -24,6 +24,7 @@ SUBCOMMANDS: list[tuple[str, str | None]] = [
     ("service", None),
     ("meta", "meta"),
     ("sweep", None),
+    ("search", None),
     ("kb", "kb"),
     ("export", None),
 ]

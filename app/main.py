@@ -16,7 +16,7 @@ import anyio.to_thread
 from fastapi import FastAPI
 from fastapi_offline import FastAPIOffline
 
-from app.api import datasets, jobs, meta_learner, recommend, sweeps, system
+from app.api import datasets, jobs, meta_learner, recommend, searches, sweeps, system
 from app.api.auth import AuthMiddleware
 from app.api.handlers import BodyLimitMiddleware, install_error_handler
 from app.metrics import Metrics, MetricsMiddleware
@@ -34,6 +34,8 @@ KD pipeline for your dataset.
 3. `POST /jobs` — distil (with a pipeline, or a recommendation id and rank); follow
    `GET /jobs/{id}/events`, then download `GET /jobs/{id}/artifacts/student.tar.gz`.
 4. `POST /sweeps` — a batch of jobs over a pipeline space (resumable); `GET /sweeps/{id}` follows it.
+5. `POST /searches` — a budgeted search (portfolio first, successive halving over epochs); follow
+   `GET /searches/{id}/events`; the best student is delivered like any job.
 
 Every route but `/health`, `/metrics` and these docs needs an API key (`X-API-Key` or
 `Authorization: Bearer`), created with `autodistiller keys create NAME [--scope read|write|admin]`.
@@ -87,6 +89,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 executor = services.build_executor()
                 services.attach_executor(executor)
                 executor.start()
+                services.start_search_driver()
             yield
         finally:
             services.close()
@@ -107,7 +110,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(BodyLimitMiddleware, limit=settings.limits.max_upload_bytes + (1 << 20))
     app.add_middleware(AuthMiddleware, services=lambda: app.state.services)
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
-    for module in (datasets, recommend, jobs, sweeps, meta_learner, system):
+    for module in (datasets, recommend, jobs, sweeps, searches, meta_learner, system):
         app.include_router(module.router)
     return app
 

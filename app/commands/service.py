@@ -193,6 +193,7 @@ def run_worker(settings: Any, *, once: bool = False, runners: Any = None) -> Non
     try:
         services.meta_learners.bootstrap()
         executor = services.build_executor(runners=runners or RUNNERS)
+        services.start_search_driver()  # searches advance where their trial jobs finish
         if once:
             executor.dispatcher.run_until_idle(timeout=float(settings.limits.max_time_budget_s))
             executor.dispatcher.shutdown()

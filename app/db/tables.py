@@ -204,3 +204,69 @@ class MetaLearnerVersionRow(Base):
     evaluation: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     active: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class SearchRow(Base):
+    """A budgeted search: its request, state and result; its trials are in ``search_trials``.
+
+    ``driver_id`` and ``driver_lease_until`` let one driver at a time advance the search (several
+    workers may share a database).
+    """
+
+    __tablename__ = "searches"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    status: Mapped[str] = mapped_column(String(16), index=True)  # running | succeeded | failed | cancelled
+    request: Mapped[dict[str, Any]] = mapped_column(JSON)
+    dataset_id: Mapped[str] = mapped_column(ForeignKey("datasets.id"))
+    portfolio: Mapped[list[Any]] = mapped_column(JSON)  # the meta-learner's picks the search starts from
+    cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
+    best_trial: Mapped[int | None] = mapped_column(Integer)
+    best_job_id: Mapped[str | None] = mapped_column(ForeignKey("jobs.id"))
+    stop_reason: Mapped[str | None] = mapped_column(Text)
+    driver_id: Mapped[str | None] = mapped_column(String(100))
+    driver_lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # the API key that created the row (None: made with auth off, or by the CLI)
+    owner_key_id: Mapped[str | None] = mapped_column(String(32), index=True)
+
+
+class SearchTrialRow(Base):
+    """One trial of a search: a pipeline trained at growing fidelity, one ordinary job per rung.
+
+    ``rungs`` lists the finished rungs (epochs, score, ratio, job id, seconds); ``job_id`` is the
+    job of the rung in progress (None when the trial is not training).
+    """
+
+    __tablename__ = "search_trials"
+    __table_args__ = (UniqueConstraint("search_id", "number", name="uq_search_trials_search_number"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    search_id: Mapped[str] = mapped_column(ForeignKey("searches.id", ondelete="CASCADE"), index=True)
+    number: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(
+        String(16)
+    )  # running | pruned | stopped | complete | failed | cancelled
+    source: Mapped[str] = mapped_column(String(16))  # portfolio | sampler
+    portfolio_rank: Mapped[int | None] = mapped_column(Integer)
+    kd_config: Mapped[dict[str, Any]] = mapped_column(JSON)
+    params: Mapped[dict[str, Any]] = mapped_column(JSON)
+    rungs: Mapped[list[Any]] = mapped_column(JSON)
+    target_epochs: Mapped[int | None] = mapped_column(Integer)  # the fidelity of the rung in progress
+    job_id: Mapped[str | None] = mapped_column(ForeignKey("jobs.id"), index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class SearchEventRow(Base):
+    """What a search did, in order (trial started, judged, promoted; search finished): its SSE stream."""
+
+    __tablename__ = "search_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    search_id: Mapped[str] = mapped_column(ForeignKey("searches.id", ondelete="CASCADE"), index=True)
+    type: Mapped[str] = mapped_column(String(16))
+    data: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())

@@ -16,6 +16,7 @@ from app.services.meta_features import MetaFeatureComputer
 from app.services.meta_learner import MetaLearnerService
 from app.services.model_catalog import ModelCatalog
 from app.services.recommend import RecommendService
+from app.services.searches import SearchDriver, SearchService
 from app.services.sweeps import SweepService
 from app.settings import Settings
 from app.store import Store
@@ -37,7 +38,9 @@ class Services:
     artifacts: ArtifactStore
     jobs: JobService
     sweeps: SweepService
+    searches: SearchService
     executor: Executor | None = None
+    search_driver: SearchDriver | None = None
 
     @classmethod
     def create(cls, settings: Settings) -> Services:
@@ -55,6 +58,7 @@ class Services:
         meta_learners = MetaLearnerService(store, settings)
         artifacts = ArtifactStore(settings.artifacts_dir)
         jobs = JobService(store, settings, catalog, datasets, artifacts)
+        recommend = RecommendService(store, settings, catalog, meta_learners)
         services = cls(
             settings=settings,
             db=db,
@@ -63,10 +67,11 @@ class Services:
             meta_features=meta_features,
             datasets=datasets,
             meta_learners=meta_learners,
-            recommend=RecommendService(store, settings, catalog, meta_learners),
+            recommend=recommend,
             artifacts=artifacts,
             jobs=jobs,
             sweeps=SweepService(store, settings, catalog, datasets, jobs),
+            searches=SearchService(store, settings, catalog, jobs, recommend),
         )
         return services
 
@@ -84,7 +89,15 @@ class Services:
             on_succeeded=BackgroundRefit(self.meta_learners.maybe_refit),
         )
 
+    def start_search_driver(self) -> SearchDriver:
+        """Advance running searches in this process (wherever the job executor runs)."""
+        self.search_driver = SearchDriver(self.searches)
+        self.search_driver.start()
+        return self.search_driver
+
     def close(self) -> None:
+        if self.search_driver is not None:
+            self.search_driver.stop(timeout=10)
         if self.executor is not None:
             self.executor.stop(timeout=self.settings.worker.stop_grace_s + 15)
         self.meta_features.close()

@@ -127,11 +127,14 @@ class JobService:
         if reasons:
             raise ComponentUnavailableError("the pipeline cannot run on this server: " + "; ".join(reasons))
 
-    def submit(self, req: JobCreate, caller: Caller = SYSTEM) -> tuple[Job, bool]:
+    def submit(
+        self, req: JobCreate, caller: Caller = SYSTEM, *, origin: dict[str, Any] | None = None
+    ) -> tuple[Job, bool]:
         """Validate and queue a distillation job; an idempotent replay returns the first job.
 
         The job belongs to ``caller``'s key; its dataset and recommendation must be ones the
-        caller can see (another key's are "not found").
+        caller can see (another key's are "not found"). ``origin`` (e.g. the search and trial a
+        job trains) joins what the job records about where its config came from (report card).
 
         Returns:
             ``(job, created)``.
@@ -159,7 +162,7 @@ class JobService:
                 "teacher": req.teacher or spec.teacher,
                 "dataset_digest": dataset.digest,
                 "deliver": req.deliver,
-                "recommendation": recommendation,
+                "recommendation": {**(recommendation or {}), **origin} if origin else recommendation,
             },
             resources=Resources(gpu=req.resources.gpu, time_budget_s=budget),
             max_attempts=self.settings.worker.max_attempts,
