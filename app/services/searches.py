@@ -251,7 +251,8 @@ class SearchService:
             if trial.status == "running" and trial.job_id is None and trial.target_epochs is not None:
                 self._submit(search, space, trial, trial.target_epochs)
         active = sum(t.status == "running" for t in trials)
-        while exploring and active < search.request["parallel"]:
+        # the first trial starts whatever the clock says: a search always trains one pipeline
+        while (exploring or not trials) and active < search.request["parallel"]:
             if search.request.get("max_runs") is not None and len(trials) >= search.request["max_runs"]:
                 break
             trial = self._new_trial(search, space, trials)
