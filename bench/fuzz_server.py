@@ -50,7 +50,7 @@ import threading
 import time
 import zipfile
 from collections import Counter, defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -120,6 +120,12 @@ class RssSampler(threading.Thread):
     def stop(self) -> None:
         self._halt.set()
         self.join(timeout=5)
+
+
+def keys_help(env: dict[str, str]) -> str:
+    """``keys create --help``: tells whether keys have scopes (``--scope``)."""
+    args = [sys.executable, "-m", "app", "keys", "create", "--help"]
+    return subprocess.run(args, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300).stdout
 
 
 def make_key(name: str, scope: str | None, env: dict[str, str]) -> str:
@@ -635,7 +641,7 @@ def _complete(data: bytes) -> bool:
 # ---- set-up, run, report -----------------------------------------------------------------------
 
 
-def seed_objects(client: httpx.Client, key: str, admin: str) -> dict[str, str]:
+def seed_objects(client: httpx.Client, key: str) -> dict[str, str]:
     """Real objects of key 1, so that hostile values reach the logic behind the validation."""
     h = {"X-API-Key": key}
 
@@ -700,17 +706,44 @@ def git_revision() -> str:
     return "unknown"
 
 
+@contextlib.contextmanager
+def fresh_postgres(base_url: str | None) -> Iterator[str | None]:
+    """A new, empty database on the Postgres server of ``base_url`` (dropped afterwards); None
+    without a URL (the server then uses SQLite in its data folder)."""
+    if not base_url:
+        yield None
+        return
+    import uuid
+
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    base = make_url(base_url)
+    name = f"autodistiller_fuzz_{uuid.uuid4().hex[:8]}"
+    admin = create_engine(base.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield base.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
 def run(args: argparse.Namespace) -> dict[str, Any]:
     rng = random.Random(args.seed)
     started = time.monotonic()
-    with tempfile.TemporaryDirectory(prefix="fuzz-server-") as tmp_name:
+    with tempfile.TemporaryDirectory(prefix="fuzz-server-") as tmp_name, fresh_postgres(args.postgres) as pg:
         tmp = Path(tmp_name)
         data_dir = tmp / "data"
         extra = {"AUTODISTILLER_AUTH": "true", "AUTODISTILLER_META_LEARNER__EMBEDDINGS": args.embeddings}
+        if pg:
+            extra["AUTODISTILLER_DATABASE_URL"] = pg
         if args.meta_learner == "synthetic":  # the fuzz does not hinge on the shipped artifact's state
             extra["AUTODISTILLER_META_LEARNER__ARTIFACT"] = str(synthetic_meta_learner(tmp / "meta.skops"))
         env = bench_env(data_dir, **extra)
-        scoped = "--scope" in cli("keys", "create", "--help", env=env)
+        scoped = "--scope" in keys_help(env)
         keys = {
             "key": make_key("fuzz-1", "write" if scoped else None, env),
             "key2": make_key("fuzz-2", "write" if scoped else None, env),
@@ -732,7 +765,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             sampler.start()
             fuzz = LiveFuzz(base, keys, tuple(s for s in secrets if len(s) > 5), rng)
             fuzz.alive = lambda: proc.poll() is None
-            ids = seed_objects(fuzz.client, keys["key"], keys["admin"])
+            ids = seed_objects(fuzz.client, keys["key"])
             openapi = fuzz.client.get("/openapi.json").json()
             ops = fz.operations(openapi)
             ctx = fz.Context(ids, fuzz.secrets)
@@ -744,9 +777,15 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 "hypothesis": lambda: fuzz.hypothesis(ctx, ops, args.seed),
             }
             fuzz_start = time.monotonic()
-            fuzz.run_kind("cross_key", lambda: fuzz.cross_key(ids), PASS_LIMIT_S, args.max_requests)
-            fuzz.run_kind("raw", lambda: fuzz.raw(ids, routes), PASS_LIMIT_S, args.max_requests)
-            fuzz.run_kind("races", lambda: fuzz.races(ids), PASS_LIMIT_S, args.max_requests)
+            peak_after: dict[str, float] = {}  # the peak so far, after each kind: where memory rose
+
+            def run_kind(kind: str, fn: Callable[[], None], seconds: float, count: int) -> None:
+                fuzz.run_kind(kind, fn, seconds, count)
+                peak_after[kind] = round(sampler.peak_mb, 1)
+
+            run_kind("cross_key", lambda: fuzz.cross_key(ids), PASS_LIMIT_S, args.max_requests)
+            run_kind("raw", lambda: fuzz.raw(ids, routes), PASS_LIMIT_S, args.max_requests)
+            run_kind("races", lambda: fuzz.races(ids), PASS_LIMIT_S, args.max_requests)
             for kind, share in SHARES.items():
                 left_s = args.seconds - (time.monotonic() - fuzz_start)
                 left_n = args.max_requests - fuzz.requests
@@ -755,8 +794,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                     f"[fuzz] {kind}: up to {left_s * weight:.0f} s, {int(left_n * weight)} requests",
                     flush=True,
                 )
-                fuzz.run_kind(kind, kinds[kind], left_s * weight, int(left_n * weight))
-            fuzz.run_kind("cross_key", lambda: fuzz.cross_key(ids), PASS_LIMIT_S, args.max_requests * 2)
+                run_kind(kind, kinds[kind], left_s * weight, int(left_n * weight))
+            run_kind("cross_key_again", lambda: fuzz.cross_key(ids), PASS_LIMIT_S, args.max_requests * 2)
             duration = time.monotonic() - fuzz_start
             healthy = fuzz.client.get("/health").status_code == 200
             sampler.stop()
@@ -775,6 +814,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "leak_count": len(fuzz.leaks),
         "peak_rss_mb": round(sampler.peak_mb, 1),
         "start_rss_mb": round(sampler.first_mb, 1),
+        "peak_rss_mb_after_kind": peak_after,
         "healthy_after": healthy,
         "duration_s": round(duration, 1),
         "setup_s": round(fuzz_start - started, 1),
@@ -784,6 +824,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "seed": args.seed,
             "embeddings": args.embeddings,
             "meta_learner": args.meta_learner,
+            "database": "postgres" if args.postgres else "sqlite",
             "scoped_keys": scoped,
             "worker": False,
             "shares": SHARES,
@@ -804,6 +845,12 @@ def main() -> None:
         choices=("synthetic", "shipped"),
         default="synthetic",
         help="a meta-learner fitted on generated records at start, or the shipped artifact",
+    )
+    parser.add_argument(
+        "--postgres",
+        metavar="URL",
+        help="run the server on a fresh database of this Postgres server "
+        "(e.g. postgresql+psycopg://postgres@127.0.0.1:5432/test); default SQLite",
     )
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
