@@ -144,7 +144,7 @@ def build_report_card(
             "teacher": report.get("teacher"),
             "student": report.get("student"),
         },
-        "config_source": "recommendation" if recommendation else "given by the user (no recommendation)",
+        "config_source": _config_source(recommendation),
         "recommendation": recommendation,
         "export": export or {"status": "not_exported"},
         "training": {
@@ -164,6 +164,15 @@ def build_report_card(
     }
     _write(run_dir, card)
     return card
+
+
+def _config_source(recommendation: dict | None) -> str:
+    """Where the KD config came from: a search (its trial's note), a recommendation, or the user."""
+    if not recommendation:
+        return "given by the user (no recommendation)"
+    if recommendation.get("source") == "search":
+        return f"search {recommendation.get('search_id')}, trial {recommendation.get('trial')}"
+    return "recommendation"
 
 
 def _shown_path(path: Path, run_dir: Path) -> str:
