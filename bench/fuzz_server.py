@@ -684,13 +684,19 @@ def seed_objects(client: httpx.Client, key: str) -> dict[str, str]:
 
 
 def tracebacks(log: str) -> list[str]:
-    """Each traceback in the server log as "<log line before it> | <exception line>"."""
-    out, lines = [], log.splitlines()
+    """Each error in the server log as "<log line that reported it> | <final exception line>"
+    (a chained traceback counts once, with the exception it ended in)."""
+    out: list[str] = []
+    lines = log.splitlines()
     for i, line in enumerate(lines):
-        if line.startswith("Traceback (most recent call last)"):
-            before = next((ln for ln in reversed(lines[:i]) if ln and not ln.startswith(" ")), "")
-            after = next((ln for ln in lines[i + 1 :] if ln and not ln.startswith(" ")), "")
-            out.append(f"{before[:200]} | {after[:300]}")
+        if not line.startswith("Traceback (most recent call last)"):
+            continue
+        before = next((ln for ln in reversed(lines[:i]) if ln.strip()), "")
+        after = next((ln for ln in lines[i + 1 :] if ln and not ln.startswith(" ")), "")
+        if before.startswith(("The above exception", "During handling")) and out:
+            out[-1] = f"{out[-1].split(' | ')[0]} | {after[:300]}"
+        else:
+            out.append(f"{re.sub(r'^[0-9-]+ [0-9:,]+ ', '', before)[:200]} | {after[:300]}")
     return out
 
 

@@ -3,19 +3,23 @@
 Every string and number field of every operation (path, query, header, JSON body and upload form
 fields, found by walking the live schema) is sent a catalogue of hostile values: huge, negative,
 non-finite and 20-digit numbers, ``1e400`` and ``NaN`` as raw JSON, long strings, NUL and control
-characters, unicode digits, path traversal and absolute paths, wrong types and deep nesting. A
-property-based pass (hypothesis) then mixes several mutations per request with hostile
-``Content-Type``, ``Content-Length``, ``Authorization``, ``X-API-Key``, ``Idempotency-Key`` and
-``Last-Event-ID`` headers, with a valid key, a junk key and none.
+characters, unicode digits, path traversal and absolute paths, wrong types and deep nesting; each
+whole body is also replaced by bytes no encoder writes (not UTF-8, UTF-16, duplicate keys, a
+600 KB array, 5,000 multipart parts, an unclosed boundary). A property-based pass (hypothesis)
+then mixes several mutations per request with hostile ``Content-Type``, ``Content-Length``,
+``Authorization``, ``X-API-Key``, ``Idempotency-Key`` and ``Last-Event-ID`` headers, with a valid
+key, an admin key, a junk key and none.
 
-Properties of every answer: no 5xx (and no exception escaping the app); no response carries the
-server's data folder, model root, working directory or home; a 4xx body stays small (input is
-never echoed whole); the process's memory stays bounded.
+Properties of every answer: no 5xx (and no exception escaping the app); no response, nor any
+file inside a ``.tar.gz`` artifact, carries the server's data folder, model root, working
+directory or home; a 4xx body stays small (input is never echoed whole); the process's memory
+stays bounded. Each module run uses SQLite, and Postgres too when
+``AUTODISTILLER_TEST_DATABASE_URL`` is set.
 
-The app runs in process with the inline executor and no worker (jobs stay queued, one job is
-driven to ``succeeded`` by the fake runners so the artifact routes answer). File *contents* of
-uploads are fuzzed in ``test_api_datasets.py``; ``bench/fuzz_server.py`` reuses the generators
-here against a live server, for longer.
+The app runs in process with the inline executor and no worker (jobs stay queued; two jobs are
+driven to ``succeeded`` by the fake runners, so the artifact routes answer and a refit has
+records). File *contents* of uploads are fuzzed in ``test_api_datasets.py``;
+``bench/fuzz_server.py`` reuses the generators here against a live server, for longer.
 """
 
 from __future__ import annotations
