@@ -423,9 +423,12 @@ class Context:
             ),
             "recommendation_id": ids["recommendation"],
             "sweep_id": ids["sweep"],
+            "search_id": {"/events": ids.get("cancelled_search"), "/cancel": ids.get("cancel_search")}.get(
+                op.path[op.path.rfind("/") :], ids.get("search")
+            ),
             "name": "report.json",
         }
-        url = re.sub(r"\{(\w+)\}", lambda m: quote(path_values.get(m[1], "unknown-id"), safe=""), op.path)
+        url = re.sub(r"\{(\w+)\}", lambda m: quote(path_values.get(m[1]) or "unknown-id", safe=""), op.path)
         params = {"timeout_s": "1"} if op.path.endswith("/events") else {}
         if op.body == "form":
             return [
@@ -514,6 +517,26 @@ JSON_BASELINES = {
         }
     ],
     "POST /meta-learner/refit": lambda ids: [{"evaluate": False}],
+    "POST /searches": lambda ids: [
+        {
+            "name": "fuzz search",
+            "dataset_id": ids["dataset"],
+            "teacher": "minilm-l6",
+            "student": {"num_layers": 1},
+            "max_runs": 2,
+            "max_seconds": 600,
+            "portfolio_size": 1,
+            "min_epochs": 1,
+            "reduction_factor": 3,
+            "parallel": 1,
+            "seed": 0,
+            "grid": {"intermediate_losses": ["mi", "none"], "mi_alphas": [0.5], "max_pipeline_length": 0},
+            "training": {"epochs": 1, "max_steps": 1},
+            "teacher_training": {"epochs": 1},
+            "resources": {"gpu": False, "time_budget_s": 600},
+        },
+        {"dataset_id": ids["dataset"], "budget": {"max_layers": 2, "max_params": 20_000_000}, "max_runs": 1},
+    ],
 }
 
 
@@ -697,7 +720,7 @@ def _seed(api: Any, admin: str) -> dict[str, str]:
     assert api.post(f"/jobs/{cancelled}/cancel").status_code == 200
     to_cancel = api.post("/jobs", json={"dataset_id": dataset, "kd_config": quick}).json()["id"]
     sweep = api.post("/sweeps", json={"dataset_ids": [dataset], "budget": 1}).json()["id"]
-    return {
+    ids = {
         "dataset": dataset,
         "victim_dataset": victim,
         "recommendation": rec,
@@ -706,6 +729,14 @@ def _seed(api: Any, admin: str) -> dict[str, str]:
         "cancel_job": to_cancel,
         "sweep": sweep,
     }
+    if "POST /searches" in {op.name for op in OPERATIONS}:
+        search = {"dataset_id": dataset, "max_runs": 1, "portfolio_size": 1}
+        for name in ("search", "cancelled_search", "cancel_search"):
+            response = api.post("/searches", json=search)
+            assert response.status_code == 202, response.text
+            ids[name] = response.json()["id"]
+        assert api.post(f"/searches/{ids['cancelled_search']}/cancel").status_code == 200
+    return ids
 
 
 # ---- the tests -------------------------------------------------------------------------------
@@ -790,6 +821,11 @@ KNOWN_OPS = {
     "GET /meta-learner",
     "POST /meta-learner/refit",
     "GET /sweep-records",
+    "POST /searches",
+    "GET /searches",
+    "GET /searches/{search_id}",
+    "POST /searches/{search_id}/cancel",
+    "GET /searches/{search_id}/events",
 }
 
 
