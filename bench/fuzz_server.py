@@ -413,7 +413,16 @@ class LiveFuzz:
             f"/sweeps/{sweep}",
             f"/sweeps/{sweep}/records",
         ]
-        lists = ["/datasets", "/jobs", "/sweeps", f"/jobs?dataset_id={ds}", f"/sweep-records?dataset_id={ds}"]
+        if "search" in ids:
+            reads += [f"/searches/{ids['search']}", f"/searches/{ids['cancelled_search']}/events?timeout_s=1"]
+        lists = [
+            "/datasets",
+            "/jobs",
+            "/sweeps",
+            "/searches",
+            f"/jobs?dataset_id={ds}",
+            f"/sweep-records?dataset_id={ds}",
+        ]
         jobs_body = {"dataset_id": ds, "kd_config": {}, "deliver": False}
         writes = [
             ("POST", f"/jobs/{job}/cancel", None),
@@ -422,7 +431,10 @@ class LiveFuzz:
             ("POST", "/jobs", jobs_body),
             ("POST", "/jobs", {"dataset_id": ds, "recommendation_id": rec, "rank": 1, "deliver": False}),
             ("POST", "/sweeps", {"dataset_ids": [ds], "budget": 1}),
+            ("POST", "/searches", {"dataset_id": ds, "max_runs": 1}),
         ]
+        if "cancel_search" in ids:
+            writes.append(("POST", f"/searches/{ids['cancel_search']}/cancel", None))
         others = [m for m in ("key2", "read2", "none") if m in self.keys or m == "none"]
         mine = set(ids.values())
         for mode in others:
@@ -672,7 +684,7 @@ def seed_objects(client: httpx.Client, key: str) -> dict[str, str]:
         "id"
     ]
     sweep = ok(client.post("/sweeps", headers=h, json={"dataset_ids": [dataset], "budget": 1}))["id"]
-    return {
+    ids = {
         "dataset": dataset,
         "victim_dataset": victim,
         "recommendation": rec,
@@ -681,6 +693,12 @@ def seed_objects(client: httpx.Client, key: str) -> dict[str, str]:
         "cancel_job": to_cancel,
         "sweep": sweep,
     }
+    if "/searches" in client.get("/openapi.json").json()["paths"]:
+        for name in ("search", "cancelled_search", "cancel_search"):
+            search = {"dataset_id": dataset, "max_runs": 1, "portfolio_size": 1}
+            ids[name] = ok(client.post("/searches", headers=h, json=search))["id"]
+        ok(client.post(f"/searches/{ids['cancelled_search']}/cancel", headers=h))
+    return ids
 
 
 def tracebacks(log: str) -> list[str]:
