@@ -690,6 +690,7 @@ def seed_objects(client: httpx.Client, key: str) -> dict[str, str]:
         "recommendation": rec,
         "succeeded_job": queued,  # no worker here: the artifact routes answer 409, which is right
         "cancelled_job": cancelled,
+        "events_job": cancelled,  # finished: its event stream ends at once
         "cancel_job": to_cancel,
         "sweep": sweep,
     }

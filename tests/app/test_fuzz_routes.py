@@ -418,9 +418,10 @@ class Context:
         ids = self.ids
         path_values = {
             "dataset_id": ids["victim_dataset"] if op.method == "DELETE" else ids["dataset"],
-            "job_id": {"/events": ids["cancelled_job"], "/cancel": ids["cancel_job"]}.get(
+            "job_id": {"/cancel": ids["cancel_job"], "/events": ids.get("events_job")}.get(
                 op.path[op.path.rfind("/") :], ids["succeeded_job"]
-            ),
+            )
+            or ids["succeeded_job"],  # a finished job: its event stream ends at once
             "recommendation_id": ids["recommendation"],
             "sweep_id": ids["sweep"],
             "search_id": {"/events": ids.get("cancelled_search"), "/cancel": ids.get("cancel_search")}.get(
@@ -785,6 +786,8 @@ def test_every_baseline_request_succeeds(fuzz_app: tuple[Any, Context, dict[str,
     job = ctx.ids["succeeded_job"]
     listed = client.get(f"/jobs/{job}/artifacts", headers=fuzzer.auth("key")).json()["data"]
     assert "report.json" in listed and "student.tar.gz" in listed, listed
+    stream = client.get(f"/jobs/{job}/events", headers=fuzzer.auth("key")).text  # what the fuzz reads
+    assert "event: progress" in stream and "event: end" in stream, stream[-500:]
     for name in ARTIFACT_NAMES:  # every artifact, archives opened: none names a server folder
         assert fuzzer.send(Request("GET", f"/jobs/{job}/artifacts/{name}")) == (
             200 if name in listed else 404
