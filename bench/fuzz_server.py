@@ -19,7 +19,10 @@ requests and seconds, sends in turn:
 - ``cross_key``: key 2 (and a read key, and no key) on key 1's datasets, jobs, recommendations
   and sweeps: reading, listing, cancelling, deleting, using them in new requests.
 
-Meanwhile it samples the server's resident memory (its process and children, from ``/proc``).
+The server runs in an empty working directory holding canary files (a CSV, a JSON lines file, a
+pyproject.toml): an answer showing their text, a built-in name that loads one, or a file the
+server writes outside its data folder is a leak. Meanwhile it samples the server's resident
+memory (its process and children, from ``/proc``).
 It writes ``bench/results/fuzz_server.json``: the command, requests tried, answers by status and
 by kind, up to 50 server errors (request, response, and the server log's traceback), every leak
 (a response carrying the data folder, model root, working directory or home; a 2xx to another
@@ -399,6 +402,23 @@ class LiveFuzz:
                         )
                     )
 
+    def canaries(self) -> None:
+        """Built-in names that are files in the server's working directory: never a dataset."""
+        for name in (
+            "canary",
+            "canary.csv",
+            "./canary.csv",
+            "canary.jsonl",
+            "pyproject.toml",
+            "cwd/canary.csv",
+        ):
+            req = fz.Request("POST", "/datasets", data={"builtin": name})
+            r = self.send(req)
+            if r is not None and r.status_code < 300:
+                self.leak(
+                    "file_read", f"POST /datasets builtin={name}", r, "a file of the server's folder loaded"
+                )
+
     def cross_key(self, ids: dict[str, str]) -> None:
         """Key 2, a read key and no key at all, on key 1's objects."""
         ds, job, rec, sweep = ids["dataset"], ids["cancel_job"], ids["recommendation"], ids["sweep"]
@@ -650,6 +670,36 @@ def _complete(data: bytes) -> bool:
     return bool(length) and len(body) >= int(length[1])
 
 
+# ---- canaries ----------------------------------------------------------------------------------
+
+# Files in the server's working directory that no answer may show (a "built-in" name or a path
+# that reaches them is a leak), and that tell a file written outside the data folder.
+CANARY = "canary-7f3a9c-not-for-clients"
+CANARY_FILES = {
+    "canary.csv": f"text,label\n{CANARY} one,0\n{CANARY} two,1\n" * 20,
+    "canary.jsonl": "".join(json.dumps({"text": f"{CANARY} {i}", "label": i % 2}) + "\n" for i in range(40)),
+    "pyproject.toml": f'[project]\nname = "{CANARY}"\n',
+}
+
+
+def plant_canaries(folder: Path) -> Path:
+    folder.mkdir(parents=True)
+    for name, text in CANARY_FILES.items():
+        (folder / name).write_text(text)
+    return folder
+
+
+def stray_files(tmp: Path, data_dir: Path, server_cwd: Path) -> list[Path]:
+    """Files the server made outside its data folder (in the temporary folder around it)."""
+    expected = {tmp / "meta.skops", tmp / "meta.skops.json", tmp / "server.log"}
+    expected |= {server_cwd / name for name in CANARY_FILES}
+    return sorted(
+        p
+        for p in tmp.rglob("*")
+        if p.is_file() and data_dir not in p.parents and p not in expected and not p.name.startswith("meta")
+    )
+
+
 # ---- set-up, run, report -----------------------------------------------------------------------
 
 
@@ -780,8 +830,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         base = f"http://127.0.0.1:{port}"
         log = tmp / "server.log"
         serve = ["serve", "--host", "127.0.0.1", "--port", str(port), "--no-worker", "--log-level", "warning"]
-        secrets = (str(tmp), str(data_dir), str(data_dir / "models"), str(ROOT), str(Path.home()))
-        with running(serve, env, log) as proc:
+        secrets = (str(tmp), str(data_dir), str(data_dir / "models"), str(ROOT), str(Path.home()), CANARY)
+        server_cwd = plant_canaries(tmp / "cwd")
+        with running(serve, env, log, cwd=server_cwd) as proc:
             try:
                 wait_healthy(base, proc)
             except (RuntimeError, TimeoutError) as exc:
@@ -809,7 +860,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 peak_after[kind] = round(sampler.peak_mb, 1)
 
             run_kind("cross_key", lambda: fuzz.cross_key(ids), PASS_LIMIT_S, args.max_requests)
-            run_kind("raw", lambda: fuzz.raw(ids, routes), PASS_LIMIT_S, args.max_requests)
+            run_kind("raw", lambda: (fuzz.canaries(), fuzz.raw(ids, routes)), PASS_LIMIT_S, args.max_requests)
             run_kind("races", lambda: fuzz.races(ids), PASS_LIMIT_S, args.max_requests)
             for kind, share in SHARES.items():
                 left_s = args.seconds - (time.monotonic() - fuzz_start)
@@ -825,6 +876,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             healthy = fuzz.client.get("/health").status_code == 200
             sampler.stop()
         server_log = log.read_text(errors="replace")
+        for path in stray_files(tmp, data_dir, server_cwd):
+            fuzz.leaks.append({"type": "file_outside_data_dir", "path": str(path.relative_to(tmp))})
     errors = tracebacks(server_log)
     return {
         "command": "python bench/fuzz_server.py " + shlex.join(sys.argv[1:]),
@@ -892,7 +945,7 @@ def main() -> None:
     for err in report["server_errors"][:5]:
         print(f"  5xx [{err['kind']}] {err['request'][:160]}")
     for leak in report["leaks"][:5]:
-        print(f"  leak [{leak['type']}] {leak['request'][:160]}")
+        print(f"  leak [{leak['type']}] {leak.get('request', leak.get('path', ''))[:160]}")
     print(f"saved {args.out}")
 
 
