@@ -416,17 +416,15 @@ class Context:
     def baselines(self, op: Operation) -> list[Request]:
         """Valid requests for ``op`` (a field is mutated in the first one that names it)."""
         ids = self.ids
+        tail = op.path[op.path.rfind("/") :]  # /cancel, /events, ...
+        job = {"/cancel": ids["cancel_job"], "/events": ids.get("events_job")}.get(tail)
+        search = {"/cancel": ids.get("cancel_search"), "/events": ids.get("cancelled_search")}.get(tail)
         path_values = {
             "dataset_id": ids["victim_dataset"] if op.method == "DELETE" else ids["dataset"],
-            "job_id": {"/cancel": ids["cancel_job"], "/events": ids.get("events_job")}.get(
-                op.path[op.path.rfind("/") :], ids["succeeded_job"]
-            )
-            or ids["succeeded_job"],  # a finished job: its event stream ends at once
+            "job_id": job or ids["succeeded_job"],  # a finished job: its event stream ends at once
             "recommendation_id": ids["recommendation"],
             "sweep_id": ids["sweep"],
-            "search_id": {"/events": ids.get("cancelled_search"), "/cancel": ids.get("cancel_search")}.get(
-                op.path[op.path.rfind("/") :], ids.get("search")
-            ),
+            "search_id": search or ids.get("search"),
             "name": "report.json",
         }
         url = re.sub(r"\{(\w+)\}", lambda m: quote(path_values.get(m[1]) or "unknown-id", safe=""), op.path)
