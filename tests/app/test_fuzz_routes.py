@@ -621,7 +621,6 @@ class Fuzzer:
     ctx: Context
     keys: dict[str, str]  # auth mode -> token: key (write scope), admin
     failures: list[str] = field(default_factory=list)
-    statuses: dict[int, int] = field(default_factory=dict)
     peak_rss_mb: float = 0.0
 
     def auth(self, mode: str) -> dict[str, str]:
@@ -639,9 +638,7 @@ class Fuzzer:
         except Exception as exc:  # the app raised: a server would have answered 500
             tb = "".join(traceback.format_exception(exc))[-1500:]
             self.failures.append(f"exception [{auth}] {req.summary()}\n{tb}")
-            self.statuses[599] = self.statuses.get(599, 0) + 1
             return 599
-        self.statuses[response.status_code] = self.statuses.get(response.status_code, 0) + 1
         self.peak_rss_mb = max(self.peak_rss_mb, rss_mb())
         text = response.text + archive_text(response.content)
         problems = []
@@ -687,7 +684,7 @@ def fuzz_app(
         _, key = store.api_keys.create("fuzz")
         keys = {"key": key, "admin": _admin_key(store)}
         api = Api(client, key)
-        ids = _seed(api, keys["admin"])
+        ids = _seed(api)
         home = str(Path.home())
         secrets = (str(tmp), str(settings.data_dir), *map(str, settings.resolved_model_roots), str(ROOT))
         secrets += (home,) if len(home) > 5 else ()
@@ -701,10 +698,11 @@ def _admin_key(store: Any) -> str:
     return store.api_keys.create("fuzz-admin")[1]
 
 
-def _seed(api: Any, admin: str) -> dict[str, str]:
+def _seed(api: Any) -> dict[str, str]:
     """Real objects of every kind: a dataset, a recommendation, a succeeded, a cancelled and a
-    queued job, a sweep, and a dataset to delete; two sweep records to refit on (of one dataset:
-    a refit then skips the leave-one-dataset-out evaluation, seconds per refit otherwise)."""
+    queued job, a sweep, searches (to read, cancelled, to cancel) and a dataset to delete; two
+    sweep records to refit on (of one dataset: a refit then skips the leave-one-dataset-out
+    evaluation, seconds per refit otherwise)."""
     dataset = api.builtin_dataset()["id"]
     victim = api.post("/datasets", data={"builtin": "rt_polarity_200", "name": "victim"}).json()["id"]
     rec = api.post("/recommend", json={"dataset_id": dataset, "k": 3}).json()["id"]
