@@ -54,7 +54,10 @@ def test_other_schema_version_is_refused(saved, tmp_path):
     copy.write_bytes(path.read_bytes())
     side = json.loads(sidecar_path(path).read_text())
     sidecar_path(copy).write_text(json.dumps({**side, "schema_version": SCHEMA_VERSION + 1}))
-    with pytest.raises(ArtifactError, match=f"schema version {SCHEMA_VERSION + 1}, this code reads version {SCHEMA_VERSION}; refit"):
+    with pytest.raises(
+        ArtifactError,
+        match=f"schema version {SCHEMA_VERSION + 1}, this code reads version {SCHEMA_VERSION}; refit",
+    ):
         load_meta_learner(copy)
 
 
