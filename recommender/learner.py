@@ -443,7 +443,7 @@ class MetaLearner(RegressorMixin, BaseEstimator):
         out = []
         for rank, i in enumerate(order.tolist(), 1):
             p = float(pred[i])
-            interval = (max(0.0, min(p + lo_off, p)), min(ceiling, max(p + hi_off, p)))
+            interval = (float(max(0.0, min(p + lo_off, p))), float(min(ceiling, max(p + hi_off, p))))
             why = (
                 explanation(
                     table,
