@@ -227,7 +227,7 @@ class LiveFuzz:
             at = min(text.find(s) for s in found if s in text) if any(s in text for s in found) else 0
             self.add_leak(
                 {
-                    "type": "path",
+                    "type": "canary" if CANARY in found else "path",
                     "kind": self.kind,
                     "auth": auth,
                     "paths": found,
