@@ -42,6 +42,7 @@ from app.settings import Settings
 from app.store import Store
 from app.store.searches import Search, SearchEvent, SearchStore, SearchTrial
 from models.config import KDConfig, StudentSpec, TeacherTrainingConfig, TrainingConfig
+from models.errors import AutoDistillerError
 
 if TYPE_CHECKING:
     import optuna
@@ -313,8 +314,11 @@ class SearchService:
         self._submit(search, space, trial, space.rungs[0])
         return trial
 
-    def _submit(self, search: Search, space: _Space, trial: SearchTrial, epochs: int) -> str:
-        """Queue the trial's rung of ``epochs`` as an ordinary job (idempotent: same rung, same job)."""
+    def _submit(self, search: Search, space: _Space, trial: SearchTrial, epochs: int) -> str | None:
+        """Queue the trial's rung of ``epochs`` as an ordinary job (idempotent: same rung, same job).
+
+        A job the server refuses (e.g. an unavailable component) fails the trial, not the search.
+        """
         req = search.request
         config = KDConfig.from_dict(trial.kd_config)
         config = config.model_copy(update={"training": config.training.model_copy(update={"epochs": epochs})})
@@ -345,7 +349,16 @@ class SearchService:
             idempotency_key=f"search-{search.id}-t{trial.number}-e{epochs}",
         )
         owner = Caller(key_id=search.owner_key_id, sees_all=True)  # the search's key owns its jobs
-        job, _ = self.jobs.submit(job_req, owner, origin=origin)
+        try:
+            job, _ = self.jobs.submit(job_req, owner, origin=origin)
+        except AutoDistillerError as exc:  # e.g. a component this server cannot run: the trial fails
+            stored = next(t for t in self.searches.trials(search.id) if t.number == trial.number)
+            event = {"trial": trial.number, "state": "failed", "error": exc.code, "message": str(exc)}
+            self.searches.update_trial(
+                search.id, trial.number, status="failed", rungs=stored.rungs, target_epochs=None, job_id=None,
+                event=("trial", event),
+            )  # fmt: skip
+            return None
         self.searches.set_trial_job(search.id, trial.number, job.id)
         return job.id
 

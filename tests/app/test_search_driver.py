@@ -164,3 +164,30 @@ def test_cli_outputs_leaderboard_and_best_deliverable(services: Any, tmp_path: P
     assert {"report.json", "report_card.json", "report_card.html", "student.tar.gz"} <= {
         p.name for p in best.iterdir()
     }
+
+
+def test_a_refused_job_fails_its_trial_not_the_search(services: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    from models.errors import ComponentUnavailableError
+
+    submit = services.jobs.submit
+
+    def refuse_trial_1(req: Any, caller: Any, *, origin: dict[str, Any]) -> Any:
+        if origin["trial"] == 1:
+            raise ComponentUnavailableError("the pipeline cannot run on this server: no masked LM")
+        return submit(req, caller, origin=origin)
+
+    monkeypatch.setattr(services.jobs, "submit", refuse_trial_1)
+    search = drive(services, start(services, max_runs=3).id)
+    assert search.status == "succeeded"
+    trials = sorted(services.searches.leaderboard(search.id), key=lambda t: t.id)
+    assert trials[1].status == "failed" and trials[1].job_ids == []
+    assert {t.status for t in (trials[0], trials[2])} <= {"complete", "pruned"}
+    failed = [e.data for e in services.searches.events(search.id) if e.data.get("state") == "failed"]
+    assert failed == [
+        {
+            "trial": 1,
+            "state": "failed",
+            "error": "component_unavailable",
+            "message": "the pipeline cannot run on this server: no masked LM",
+        }
+    ]
