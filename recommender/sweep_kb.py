@@ -3,7 +3,7 @@
 The knowledge base is a sweep over the offline datasets and subsampled sizes of them, students
 derived from MiniLM-L6, every runnable pipeline component, with CPU-friendly training settings. Two
 designs (:class:`KBPlan`): ``v1``, the first 320 runs (8 variants of 5 tasks, 1- and 2-layer
-students, one seed), and ``v2`` (18 variants of 10 tasks, 1-4 layers and a fresh narrow student,
+students, one seed), and ``v2`` (18 variants of 9 tasks, 1-4 layers and a fresh narrow student,
 a second seed on 40 % of the cells). Its records live in ``recommender/artifacts/sweep_records.parquet``
 (each with ``raw.run_key``, so a build resumes from the file alone) and the meta-learner fitted on
 exactly those records in ``recommender/artifacts/meta_learner.skops`` (its sidecar holds the
@@ -231,19 +231,22 @@ KB_V1 = KBPlan(
     KB_TRAINING, KB_TEACHER_TRAINING,
 )  # fmt: skip
 
-# v2: 18 variants of 10 source tasks (4 sizes of the corpora up to the full 11.5k rotten_tomatoes,
-# the 2-class tweets, SpamAssassin and three State of the Union tasks), 5 students (1-4 layers derived
+# v2: 18 variants of 9 source tasks (sizes of the corpora up to the full 11.5k rotten_tomatoes, the
+# 2-class tweets, SpamAssassin and three State of the Union tasks), 5 students (1-4 layers derived
 # from MiniLM-L6 and a fresh narrow 4-layer model), 10 pipelines per group, the first 4 repeated
-# with a second seed (40 % of the cells): 18 x 5 x 14 = 1,260 runs. Max length 64, not 32: the
-# SOTU passages, BBC articles and emails average 90+ tokens and lost most of their text at 32.
+# with a second seed (40 % of the cells): 18 x 5 x 14 = 1,260 runs. Every variant has 211 or more
+# dev examples: rt_polarity_200 (30 dev examples) is left out, since on it the seed-to-seed std of
+# the ratio (0.075) exceeds the spread between pipeline means (0.047; bench/results/kb_noise.json),
+# so its "best tried" pipeline is luck. Max length 64, not 32: the SOTU passages, BBC articles and
+# emails average 90+ tokens and lost most of their text at 32.
 KB_V2_VARIANTS = (
-    "rt_polarity_200",
     "rotten_tomatoes@500",
     "rotten_tomatoes@2000",
     "rotten_tomatoes",
     "tweet_sentiment@500",
     "tweet_sentiment@2000",
     "tweet_polarity@1000",
+    "tweet_polarity@4000",
     "tweet_confidence@500",
     "tweet_confidence@2000",
     "bbc_news@500",
