@@ -35,5 +35,9 @@ def test_search_cli_end_to_end(tmp_path: Path) -> None:
     card = json.loads((out / "best" / "report_card.json").read_text())
     assert card["config_source"].startswith("search ")
     export = json.loads((out / "best" / "export.json").read_text())
-    assert "onnx_int8" in export["offered"]
+    variants = export["verification"]["variants"]
+    assert variants["onnx"]["passed"] and "onnx" in export["offered"]
+    # int8 is offered only when it passed verification (a barely trained student near its decision
+    # boundary can flip 2 of 30 dev answers; measured 0.933 agreement on 2026-12-04)
+    assert ("onnx_int8" in export["offered"]) == variants["onnx_int8"]["passed"]
     assert (out / "best" / "student_onnx.tar.gz").is_file()
