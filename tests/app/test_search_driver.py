@@ -191,3 +191,18 @@ def test_a_refused_job_fails_its_trial_not_the_search(services: Any, monkeypatch
             "message": "the pipeline cannot run on this server: no masked LM",
         }
     ]
+
+
+def test_the_cli_continues_the_search_its_out_folder_names(services: Any, tmp_path: Path) -> None:
+    from app.commands.search import _resumable
+
+    out = tmp_path / "out"
+    assert _resumable(services, out) is None  # nothing to continue: a new search starts
+    search = start(services, max_runs=2)
+    out.mkdir()
+    (out / "search.json").write_text(json.dumps({"search_id": search.id}))
+    assert _resumable(services, out) == search.id  # still running: continue it
+    drive(services, search.id)
+    assert _resumable(services, out) is None  # finished: a new command starts a new search
+    (out / "search.json").write_text(json.dumps({"search_id": "f" * 32}))
+    assert _resumable(services, out) is None  # another store's search
