@@ -11,6 +11,7 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
+from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -77,6 +78,14 @@ def classify(exc: Exception) -> tuple[str, str, Any]:
         return "invalid_request", "the request is not valid", _validation_details(exc.errors())
     if isinstance(exc, StarletteHTTPException):
         return _HTTP_CODES.get(exc.status_code, "bad_request"), str(exc.detail), None
+    if isinstance(exc, DataError) and "NUL" in str(exc.orig):
+        # Postgres cannot store NUL in text, so an id, name or filter holding one matches nothing
+        # and can be stored nowhere; the transaction was rolled back before anything was written.
+        return (
+            "invalid_request",
+            "text values (ids, names, filters) cannot contain NUL (0x00) characters",
+            None,
+        )
     return "internal_error", "internal server error", None
 
 
@@ -106,6 +115,7 @@ def install_error_handler(app: FastAPI) -> None:
         RequestValidationError,
         ValidationError,
         StarletteHTTPException,
+        DataError,  # registered by type, so it is answered here and not re-raised as a 500
         Exception,
     ):
         app.add_exception_handler(exc_type, handle_error)

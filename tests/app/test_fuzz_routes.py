@@ -742,52 +742,7 @@ FIELD_CASES = [(op, f) for op in OPERATIONS for f in op.fields]
 
 # Cases that still fail on an issue 18 bug not fixed yet: (database, case) -> the bug. Each is a
 # strict xfail, so the fix turns it into a failure that asks for its removal here.
-_PG_NUL = (
-    "Postgres refuses NUL in text: an id, name or filter with \\x00 reaches a query and is a 500 "
-    "(psycopg.DataError), a 404 or 422 on SQLite"
-)
-KNOWN_FAILURES: dict[tuple[str, str], str] = {
-    ("postgres", case): _PG_NUL
-    for case in (
-        "GET /datasets/{dataset_id} path.dataset_id",
-        "DELETE /datasets/{dataset_id} path.dataset_id",
-        "POST /recommend body.dataset_id",
-        "POST /recommend raw",
-        "GET /recommendations/{recommendation_id} path.recommendation_id",
-        "POST /jobs body.dataset_id",
-        "POST /jobs body.recommendation_id",
-        "GET /jobs query.dataset_id",
-        "GET /jobs/{job_id} path.job_id",
-        "GET /jobs/{job_id}/events path.job_id",
-        "GET /jobs/{job_id}/logs path.job_id",
-        "POST /jobs/{job_id}/cancel path.job_id",
-        "GET /jobs/{job_id}/artifacts path.job_id",
-        "GET /jobs/{job_id}/artifacts/{name} path.job_id",
-        "POST /sweeps body.name",
-        "POST /sweeps body.dataset_ids.0",
-        "GET /sweeps/{sweep_id} path.sweep_id",
-        "GET /sweeps/{sweep_id}/records path.sweep_id",
-        "POST /searches body.name",
-        "POST /searches body.dataset_id",
-        "GET /searches/{search_id} path.search_id",
-        "POST /searches/{search_id}/cancel path.search_id",
-        "GET /searches/{search_id}/events path.search_id",
-        "GET /sweep-records query.job_id",
-        "GET /sweep-records query.dataset_id",
-        "random GET /datasets/{dataset_id}",
-        "random DELETE /datasets/{dataset_id}",
-        "random GET /recommendations/{recommendation_id}",
-        "random GET /jobs/{job_id}",
-        "random POST /jobs/{job_id}/cancel",
-        "random GET /jobs/{job_id}/artifacts",
-        "random GET /jobs/{job_id}/artifacts/{name}",
-        "random GET /sweeps/{sweep_id}",
-        "random GET /sweeps/{sweep_id}/records",
-        "random GET /searches/{search_id}",
-        "random POST /searches/{search_id}/cancel",
-        "memory",
-    )
-}
+KNOWN_FAILURES: dict[tuple[str, str], str] = {}
 
 
 def expect_known_failure(request: pytest.FixtureRequest, ctx: Context, case: str) -> None:
