@@ -71,6 +71,7 @@ from bench.service_common import (  # noqa: E402
     wait_healthy,
 )
 from tests.app import test_fuzz_routes as fz  # noqa: E402  (the route fuzz's generators)
+from tests.postgres import fresh_database  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results" / "fuzz_server.json"
 MAX_EXAMPLES = 50
@@ -272,20 +273,14 @@ class LiveFuzz:
             self.send(fz.mutate(fz.baseline_for(ctx, op, f), f, value), fz.auth_for(op))
 
     def hypothesis(self, ctx: fz.Context, ops: list[fz.Operation], seed: int) -> None:
-        from hypothesis import HealthCheck, Phase, given, settings
+        from hypothesis import given
         from hypothesis import seed as hseed
 
         while True:  # round after round over the operations until the share is used
             for op in ops:
 
                 @hseed(seed + self.requests)
-                @settings(
-                    max_examples=MAX_EXAMPLES,
-                    deadline=None,
-                    database=None,
-                    phases=[Phase.generate],
-                    suppress_health_check=list(HealthCheck),
-                )
+                @_generate_only()
                 @given(case=fz.hostile_requests(op, ctx))
                 def one(case: tuple[fz.Request, str]) -> None:
                     req, auth = case
@@ -296,7 +291,7 @@ class LiveFuzz:
                 one()
 
     def schemathesis(self, openapi: dict[str, Any], seed: int) -> None:
-        from hypothesis import HealthCheck, Phase, given, settings
+        from hypothesis import given
         from hypothesis import seed as hseed
         from schemathesis.openapi import from_dict
 
@@ -306,13 +301,7 @@ class LiveFuzz:
             for operation in operations:
 
                 @hseed(seed + self.requests)
-                @settings(
-                    max_examples=MAX_EXAMPLES,
-                    deadline=None,
-                    database=None,
-                    phases=[Phase.generate],
-                    suppress_health_check=list(HealthCheck),
-                )
+                @_generate_only()
                 @given(case=operation.as_strategy())
                 def one(case: Any) -> None:
                     self.send_schemathesis(case)
@@ -785,6 +774,20 @@ def git_revision() -> str:
     return "unknown"
 
 
+def _generate_only() -> Any:
+    """The hypothesis settings of every generated pass: a fixed example count, generation only,
+    no example database, no health checks (the bench wants volume, not shrinking)."""
+    from hypothesis import HealthCheck, Phase, settings
+
+    return settings(
+        max_examples=MAX_EXAMPLES,
+        deadline=None,
+        database=None,
+        phases=[Phase.generate],
+        suppress_health_check=list(HealthCheck),
+    )
+
+
 @contextlib.contextmanager
 def fresh_postgres(base_url: str | None) -> Iterator[str | None]:
     """A new, empty database on the Postgres server of ``base_url`` (dropped afterwards); None
@@ -792,22 +795,8 @@ def fresh_postgres(base_url: str | None) -> Iterator[str | None]:
     if not base_url:
         yield None
         return
-    import uuid
-
-    from sqlalchemy import create_engine, text
-    from sqlalchemy.engine import make_url
-
-    base = make_url(base_url)
-    name = f"autodistiller_fuzz_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(base.set(database="postgres"), isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield base.set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    with fresh_database(base_url, "autodistiller_fuzz") as url:
+        yield url
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:

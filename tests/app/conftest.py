@@ -5,16 +5,15 @@ meta-learner fitted on synthetic sweep records."""
 from __future__ import annotations
 
 import os
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import text
 
 from app.settings import Settings
+from tests.postgres import fresh_database
 
 PG_ENV = "AUTODISTILLER_TEST_DATABASE_URL"
 TABLES = (
@@ -34,17 +33,8 @@ def postgres_url() -> Iterator[str]:
     url = os.environ.get(PG_ENV)
     if not url:
         pytest.skip(f"{PG_ENV} is not set (e.g. postgresql+psycopg://postgres@127.0.0.1:5432/test)")
-    base = make_url(url)
-    name = f"autodistiller_test_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(base.set(database="postgres"), isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield base.set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    with fresh_database(url, "autodistiller_test") as fresh:
+        yield fresh
 
 
 def _reset_postgres(url: str) -> None:

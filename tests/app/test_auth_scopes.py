@@ -48,6 +48,16 @@ def _job(api: Api, dataset_id: str, **extra: Any) -> Any:
     return api.post("/jobs", json=body)
 
 
+def _sweep(api: Api, dataset_id: str) -> dict[str, Any]:
+    body = {
+        "dataset_ids": [dataset_id],
+        "students": [{"num_layers": 2}],
+        "budget": 1,
+        "training": FAST["training"],
+    }
+    return api.post("/sweeps", json=body).json()
+
+
 # ---- authentication before parsing ------------------------------------------------------------
 def test_anonymous_requests_to_every_protected_route_are_401(api: Api) -> None:
     operations = _operations(api)
@@ -197,15 +207,7 @@ def test_artifacts_and_sweep_records_stay_with_their_key(api: Api) -> None:
     x, y = api.as_new_key("write", "x"), api.as_new_key("write", "y")
     dataset = x.builtin_dataset()["id"]
     job = _job(x, dataset).json()
-    sweep = x.post(
-        "/sweeps",
-        json={
-            "dataset_ids": [dataset],
-            "students": [{"num_layers": 2}],
-            "budget": 1,
-            "training": FAST["training"],
-        },
-    ).json()
+    sweep = _sweep(x, dataset)
     api.drain()
     assert x.get(f"/jobs/{job['id']}").json()["status"] == "succeeded"
     assert x.get(f"/jobs/{job['id']}/artifacts/report.json").status_code == 200
@@ -233,15 +235,7 @@ def test_artifacts_and_sweep_records_stay_with_their_key(api: Api) -> None:
     assert api.services.store.sweep_records.count(source="own") == 2
 
     # a sweep by y does not link (and so show) x's jobs or records: it queues its own
-    mine = y.post(
-        "/sweeps",
-        json={
-            "dataset_ids": [dataset],
-            "students": [{"num_layers": 2}],
-            "budget": 1,
-            "training": FAST["training"],
-        },
-    ).json()
+    mine = _sweep(y, dataset)
     assert mine["job_ids"] and not set(mine["job_ids"]) & set(sweep["job_ids"])
     assert mine["counts"] == {**mine["counts"], "queued": 1}
 
