@@ -1,6 +1,6 @@
-"""The Server-Sent Events stream of a job, polling the database (the source of truth).
+"""The Server-Sent Events stream of a job or a search, polling the database (the source of truth).
 
-Status events are written in the same transaction as the status itself, so once the job reads
+Status events are written in the same transaction as the status itself, so once it reads
 as finished, one more read is guaranteed to return every event up to and including the last one.
 """
 
@@ -10,7 +10,8 @@ import asyncio
 import json
 import re
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Sequence
+from typing import Any
 
 from starlette.concurrency import run_in_threadpool
 
@@ -49,30 +50,54 @@ def format_event(event: JobEvent) -> str:
     return f"id: {event.id}\nevent: {event.type}\ndata: {data}\n\n"
 
 
-async def event_stream(services: Services, job_id: str, after: int, timeout_s: float) -> AsyncIterator[str]:
+async def poll_events(
+    read_events: Callable[[int], Sequence[Any]],
+    read_status: Callable[[], tuple[bool, str]],
+    after: int,
+    timeout_s: float,
+) -> AsyncIterator[str]:
+    """Server-Sent Events of one resource (a job or a search) by polling the database.
+
+    Args:
+        read_events: Events with an id above the argument, oldest first (blocking; run in a thread).
+        read_status: ``(finished, status)`` of the resource (blocking). A status event is written
+            with the status, so once it reads as finished one more read has every event.
+        after: Send events with a larger id.
+        timeout_s: Close the stream (``event: timeout``) after this long.
+    """
     deadline = time.monotonic() + timeout_s
     last_sent = time.monotonic()
     yield "retry: 2000\n\n"
     while True:
-        events = await run_in_threadpool(services.jobs.events, job_id, after)
+        events = await run_in_threadpool(read_events, after)
         for event in events:
             after = event.id
             yield format_event(event)
         if events:
             last_sent = time.monotonic()
             continue
-        job = await run_in_threadpool(services.jobs.get, job_id)
-        if job.status.terminal:
-            for event in await run_in_threadpool(services.jobs.events, job_id, after):
+        finished, status = await run_in_threadpool(read_status)
+        if finished:
+            for event in await run_in_threadpool(read_events, after):
                 after = event.id
                 yield format_event(event)
-            yield f"event: end\ndata: {json.dumps({'status': job.status.value})}\n\n"
+            yield f"event: end\ndata: {json.dumps({'status': status})}\n\n"
             return
         now = time.monotonic()
         if now > deadline:
-            yield f"event: timeout\ndata: {json.dumps({'status': job.status.value, 'after': after})}\n\n"
+            yield f"event: timeout\ndata: {json.dumps({'status': status, 'after': after})}\n\n"
             return
         if now - last_sent > KEEPALIVE_S:
             last_sent = now
             yield ": keep-alive\n\n"
         await asyncio.sleep(POLL_S)
+
+
+def event_stream(services: Services, job_id: str, after: int, timeout_s: float) -> AsyncIterator[str]:
+    """The events of job ``job_id`` (see :func:`poll_events`)."""
+
+    def status() -> tuple[bool, str]:
+        job = services.jobs.get(job_id)
+        return job.status.terminal, job.status.value
+
+    return poll_events(lambda since: services.jobs.events(job_id, since), status, after, timeout_s)

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import json
-import time
 from collections.abc import AsyncIterator
 from typing import Annotated
 
@@ -12,7 +9,7 @@ from fastapi import APIRouter, Header, Query, Response
 from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
-from app.api.events import KEEPALIVE_S, MAX_EVENT_ID, POLL_S, format_event, parse_last_event_id
+from app.api.events import MAX_EVENT_ID, parse_last_event_id, poll_events
 from app.deps import Limit, Offset, ReadCaller, ServicesDep, WriteCaller
 from app.schemas.common import errors
 from app.schemas.searches import SearchCreate, SearchesPublic, SearchPublic
@@ -54,35 +51,12 @@ def cancel_search(services: ServicesDep, caller: WriteCaller, search_id: str) ->
     return services.searches.public(services.searches.cancel(search_id, caller))
 
 
-async def _stream(
-    searches: SearchService, search_id: str, after: int, timeout_s: float
-) -> AsyncIterator[str]:
-    deadline = time.monotonic() + timeout_s
-    last_sent = time.monotonic()
-    yield "retry: 2000\n\n"
-    while True:
-        events = await run_in_threadpool(searches.events, search_id, after)
-        for event in events:
-            after = event.id
-            yield format_event(event)  # type: ignore[arg-type]  # the same fields as a job event
-        if events:
-            last_sent = time.monotonic()
-            continue
-        search = await run_in_threadpool(searches.get, search_id)
-        if search.terminal:  # its status event is written with the status: one more read has it
-            for event in await run_in_threadpool(searches.events, search_id, after):
-                after = event.id
-                yield format_event(event)  # type: ignore[arg-type]
-            yield f"event: end\ndata: {json.dumps({'status': search.status})}\n\n"
-            return
-        now = time.monotonic()
-        if now > deadline:
-            yield f"event: timeout\ndata: {json.dumps({'status': search.status, 'after': after})}\n\n"
-            return
-        if now - last_sent > KEEPALIVE_S:
-            last_sent = now
-            yield ": keep-alive\n\n"
-        await asyncio.sleep(POLL_S)
+def _stream(searches: SearchService, search_id: str, after: int, timeout_s: float) -> AsyncIterator[str]:
+    def status() -> tuple[bool, str]:
+        search = searches.get(search_id)
+        return search.terminal, search.status
+
+    return poll_events(lambda since: searches.events(search_id, since), status, after, timeout_s)
 
 
 @router.get(
